@@ -1,0 +1,191 @@
+import type { InjectionToken } from 'tsyringe';
+import type { Observable } from 'rxjs';
+import type { GpuGateOptions, OutputStream } from './events.js';
+
+// ---------------------------------------------------------------------------------------------
+// Process backend
+// ---------------------------------------------------------------------------------------------
+
+/** What the process backend is asked to start; already validated and resolved by the machine. */
+export interface ProcessSpec {
+  /** Execution id; backends may tag the process with it to find escaped descendants. */
+  readonly id: string;
+  /** The program and its arguments (a shell command arrives as `[shell, '-c', command]`). */
+  readonly argv: readonly [string, ...string[]];
+  readonly cwd?: string;
+  /** The environment; merged onto the backend's own unless `envMode` is `exact`. */
+  readonly env?: Readonly<Record<string, string>>;
+  readonly envMode: 'merge' | 'exact';
+  /** Run in a pseudo-terminal; output then arrives on the `pty` stream only. */
+  readonly tty?: { readonly cols: number; readonly rows: number };
+  /** Keep stdin open for writes; otherwise it is closed (EOF) at once. */
+  readonly stdin: boolean;
+}
+
+export interface OutputChunk {
+  readonly stream: OutputStream;
+  /** Raw bytes as read; never re-encoded. */
+  readonly data: Uint8Array;
+}
+
+export interface ProcessExit {
+  readonly exitCode: number | null;
+  /** Signal name (`SIGTERM`) if a signal ended it. */
+  readonly signal: string | null;
+}
+
+/** A started process, leader of its own process group. */
+export interface RunningProcess {
+  readonly pid: number;
+  /** The process group (equal to `pid` where the platform has groups), or null. */
+  readonly pgid: number | null;
+  /**
+   * Every output chunk in order; completes after the process has exited and its output is
+   * drained (or after a short drain limit if a descendant keeps the pipe open).
+   */
+  readonly output$: Observable<OutputChunk>;
+  /** Resolves when the process has exited (it may resolve before `output$` completes). */
+  readonly exit: Promise<ProcessExit>;
+  /** Stop reading output until `resumeOutput` (backpressure); the OS pipe then fills and blocks the writer. */
+  pauseOutput(): void;
+  resumeOutput(): void;
+  write(data: Uint8Array): Promise<void>;
+  closeStdin(): Promise<void>;
+  /** Send a signal (`SIGTERM`, `SIGKILL`…) to the whole process group. */
+  signal(signal: string): void;
+  resize(cols: number, rows: number): void;
+  /**
+   * Pids of processes that belong to this execution and are still alive: members of its
+   * process group, plus descendants that left the group if the backend can find them.
+   */
+  survivors(): Promise<number[]>;
+  /** Send a signal to the given pids (the survivors left after the group is gone). */
+  signalPids(pids: readonly number[], signal: string): void;
+}
+
+export interface ProcessBackend {
+  /**
+   * Start a process. Rejects with a TetherError: `CWD_NOT_FOUND`, or `SPAWN_FAILED` with
+   * `details.errno` (`ENOENT`, `EACCES`, `E2BIG`…).
+   */
+  spawn(spec: ProcessSpec): Promise<RunningProcess>;
+}
+export const ProcessBackend: InjectionToken<ProcessBackend> = Symbol.for('tether.ProcessBackend');
+
+// ---------------------------------------------------------------------------------------------
+// Filesystem backend
+// ---------------------------------------------------------------------------------------------
+
+export type FileType = 'file' | 'directory' | 'symlink' | 'fifo' | 'socket' | 'block-device' | 'char-device' | 'unknown';
+
+export interface FileStat {
+  /** The path as given by the caller. */
+  readonly path: string;
+  readonly name: string;
+  readonly type: FileType;
+  readonly size: number;
+  /** Permission bits, e.g. 0o644. */
+  readonly mode: number;
+  /** Epoch ms. */
+  readonly mtimeMs: number;
+  /** For symlinks: where it points (not followed). */
+  readonly linkTarget?: string;
+}
+
+export interface FileReadOptions {
+  /** Byte offset to start at. Default 0. */
+  readonly offset?: number;
+  /** At most this many bytes. Default: to the end, within the backend's size limit. */
+  readonly length?: number;
+}
+
+export interface FileReadResult {
+  readonly data: Uint8Array;
+  /** The file's size when read. */
+  readonly size: number;
+  /** True when the read reached the end of the file. */
+  readonly eof: boolean;
+}
+
+export interface FileWriteOptions {
+  /** Permission bits of a new file. Default 0o644 (the existing file's mode when replacing). */
+  readonly mode?: number;
+  /** Create missing parent directories. Default false. */
+  readonly mkdir?: boolean;
+  /** Replace an existing file. Default true. */
+  readonly overwrite?: boolean;
+}
+
+/**
+ * Files on the machine, confined to the backend's roots: every path that resolves (after
+ * following symlinks) outside them fails with `PATH_OUTSIDE_ROOT`.
+ */
+export interface FileSystemBackend {
+  stat(path: string): Promise<FileStat>;
+  list(path: string): Promise<FileStat[]>;
+  read(path: string, options?: FileReadOptions): Promise<FileReadResult>;
+  /** Atomic: the file appears whole (temp file + rename) or not at all. */
+  write(path: string, data: Uint8Array, options?: FileWriteOptions): Promise<{ bytesWritten: number }>;
+  /**
+   * Chunked, atomic upload for files larger than one message: `beginWrite` returns an upload
+   * id, `writeChunk` appends at `offset` (must equal the bytes received so far), `commitWrite`
+   * renames into place, `abortWrite` discards.
+   */
+  beginWrite(path: string, options?: FileWriteOptions): Promise<{ uploadId: string }>;
+  writeChunk(uploadId: string, offset: number, data: Uint8Array): Promise<{ received: number }>;
+  commitWrite(uploadId: string): Promise<{ bytesWritten: number }>;
+  abortWrite(uploadId: string): Promise<void>;
+  mkdir(path: string, options?: { readonly recursive?: boolean; readonly mode?: number }): Promise<void>;
+  /** Removes a file, an empty directory, or (with `recursive`) a tree; a symlink itself, never its target. */
+  remove(path: string, options?: { readonly recursive?: boolean }): Promise<void>;
+  move(from: string, to: string, options?: { readonly overwrite?: boolean }): Promise<void>;
+}
+export const FileSystemBackend: InjectionToken<FileSystemBackend> = Symbol.for('tether.FileSystemBackend');
+
+// ---------------------------------------------------------------------------------------------
+// GPU probe
+// ---------------------------------------------------------------------------------------------
+
+export interface GpuInfo {
+  readonly index: number;
+  readonly uuid: string;
+  readonly name: string;
+  /** null when the driver does not report it (`[N/A]`, `[Not Supported]`); never made up. */
+  readonly memoryUsedMiB: number | null;
+  readonly memoryTotalMiB: number | null;
+  readonly utilizationPct: number | null;
+  readonly temperatureC: number | null;
+}
+
+export interface GpuProcess {
+  readonly pid: number;
+  readonly gpuUuid: string;
+  readonly usedMemoryMiB: number | null;
+}
+
+export interface GpuProbeResult {
+  readonly available: boolean;
+  /** Why `available` is false (no nvidia-smi, driver not loaded, timed out…). */
+  readonly reason?: string;
+  readonly gpus: readonly GpuInfo[];
+  readonly processes: readonly GpuProcess[];
+  /** Epoch ms of the probe that produced this answer (older than now when served from cache). */
+  readonly probedAt: number;
+}
+
+export interface GpuWaitResult {
+  readonly waitedMs: number;
+  /** The GPUs that were free when the gate opened. */
+  readonly gpus: readonly GpuInfo[];
+}
+
+export interface GpuProbe {
+  /** Never throws for a missing or broken GPU stack: answers `available: false` with a reason. */
+  probe(): Promise<GpuProbeResult>;
+  /**
+   * Resolve once a GPU is free by the gate's thresholds. Rejects with `GATE_TIMEOUT` after
+   * `timeoutMs`, or `ABORTED` when `signal` aborts.
+   */
+  waitFree(gate: GpuGateOptions, signal?: AbortSignal): Promise<GpuWaitResult>;
+}
+export const GpuProbe: InjectionToken<GpuProbe> = Symbol.for('tether.GpuProbe');

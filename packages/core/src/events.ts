@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+const noNul = (s: string) => !s.includes('\0');
+/** A string that can be handed to the OS (no NUL byte). */
+const OsString = z.string().refine(noNul, 'must not contain a NUL byte');
+
+/** Execution ids: chosen by the caller (for idempotent retries) or generated. */
+export const ExecutionId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'an id is 1-128 characters of A-Z a-z 0-9 . _ : - and starts with a letter or digit');
+
+export const OutputStream = z.enum(['stdout', 'stderr', 'pty']);
+export type OutputStream = z.infer<typeof OutputStream>;
+
+/** Thresholds under which a GPU counts as free (the "GPU gate"). */
+export const GpuGateOptions = z.object({
+  /** Highest utilisation (percent) a free GPU may show. Default 10. */
+  maxUtilizationPct: z.number().min(0).max(100).default(10),
+  /** Most memory (MiB) a free GPU may have in use. Default 1000. */
+  maxMemoryUsedMiB: z.number().min(0).default(1000),
+  /** Require that no compute process runs on the GPU. Default true. */
+  requireNoProcesses: z.boolean().default(true),
+  /** Only consider these GPU indexes; all when absent. */
+  gpuIndexes: z.array(z.number().int().min(0)).optional(),
+  /** Give up after this long (ExecutionFailed with GATE_TIMEOUT). Default: wait forever. */
+  timeoutMs: z.number().int().positive().optional(),
+  /** How often to probe while waiting. Default 2000 ms. */
+  pollMs: z.number().int().min(50).default(2000),
+});
+export type GpuGateOptions = z.infer<typeof GpuGateOptions>;
+
+/**
+ * What to run. Exactly one of `argv` (run as is, no shell) or `command` (a shell string run
+ * by `shell -c`, `sh` unless `shell` says otherwise; a non-login shell).
+ */
+export const ExecutionSpec = z
+  .object({
+    argv: z.array(OsString).min(1).optional(),
+    command: OsString.min(1).optional(),
+    /** The shell for `command`. Default `sh`. */
+    shell: OsString.min(1).optional(),
+    /** Working directory; default the backend's (the daemon's) cwd. */
+    cwd: OsString.min(1).optional(),
+    /** Environment variables; merged onto the backend's environment unless `envMode: 'exact'`. */
+    env: z.record(OsString, OsString).optional(),
+    envMode: z.enum(['merge', 'exact']).default('merge'),
+    /** Run in a pseudo-terminal of this size; output then arrives on the `pty` stream. */
+    tty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).optional(),
+    /** Keep stdin open for `exec.write`; otherwise stdin is closed at once. */
+    stdin: z.boolean().default(false),
+    /** Cancel (TERM, then KILL after the grace) after this long; end_reason `timed_out`. */
+    timeoutMs: z.number().int().positive().optional(),
+    /** Grace between TERM and KILL for timeouts. Default 3000 ms. */
+    killGraceMs: z.number().int().min(0).default(3000),
+    /** Free-form labels for the caller's bookkeeping. */
+    labels: z.record(z.string(), z.string()).optional(),
+    /** Hold the execution in `queued` until a GPU is free. */
+    gpuGate: GpuGateOptions.optional(),
+  })
+  .refine((s) => (s.argv === undefined) !== (s.command === undefined), {
+    message: 'give exactly one of argv or command',
+  });
+export type ExecutionSpec = z.infer<typeof ExecutionSpec>;
+export type ExecutionSpecInput = z.input<typeof ExecutionSpec>;
+
+export const SignalReason = z.enum(['user', 'timeout', 'cancel']);
+export type SignalReason = z.infer<typeof SignalReason>;
+
+const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes (a Uint8Array)');
+
+export const ExecutionRequested = z.object({ type: z.literal('ExecutionRequested'), data: z.object({ spec: ExecutionSpec }) });
+export const ExecutionStarted = z.object({
+  type: z.literal('ExecutionStarted'),
+  data: z.object({ pid: z.number().int(), pgid: z.number().int().nullable(), tty: z.boolean() }),
+});
+export const OutputProduced = z.object({ type: z.literal('OutputProduced'), data: z.object({ stream: OutputStream, data: Bytes }) });
+export const InputWritten = z.object({
+  type: z.literal('InputWritten'),
+  data: z.object({
+    bytes: z.number().int().min(0),
+    /** The caller's id for this write; a write repeated with the same id is accepted once. */
+    writeId: z.string().max(128).optional(),
+    /** stdin was closed after this write. */
+    eof: z.boolean().default(false),
+  }),
+});
+export const SignalSent = z.object({
+  type: z.literal('SignalSent'),
+  data: z.object({ signal: z.string(), reason: SignalReason }),
+});
+export const OutputTruncated = z.object({
+  type: z.literal('OutputTruncated'),
+  data: z.object({
+    /** Bytes dropped since the previous OutputTruncated of this execution. */
+    droppedBytes: z.number().int().min(0),
+    /** The per-execution output cap in force. */
+    limitBytes: z.number().int().min(0),
+  }),
+});
+export const ExecutionExited = z.object({
+  type: z.literal('ExecutionExited'),
+  data: z.object({
+    exitCode: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    /** Processes of the execution that could not be cleaned up (e.g. left their process group). */
+    survivors: z.array(z.number().int()).default([]),
+  }),
+});
+export const ExecutionFailed = z.object({
+  type: z.literal('ExecutionFailed'),
+  data: z.object({ code: z.string(), message: z.string() }),
+});
+export const ExecutionLost = z.object({ type: z.literal('ExecutionLost'), data: z.object({ reason: z.string() }) });
+
+export const ExecutionEvent = z.discriminatedUnion('type', [
+  ExecutionRequested,
+  ExecutionStarted,
+  OutputProduced,
+  InputWritten,
+  SignalSent,
+  OutputTruncated,
+  ExecutionExited,
+  ExecutionFailed,
+  ExecutionLost,
+]);
+export type ExecutionEvent = Readonly<z.infer<typeof ExecutionEvent>>;
+export type ExecutionEventType = ExecutionEvent['type'];
+export type EventOf<T extends ExecutionEventType> = Extract<ExecutionEvent, { type: T }>;
+
+/** An event as the store keeps it: `seq` is contiguous from 1 per stream, `ts` is epoch ms. */
+export type StoredEvent<E extends ExecutionEvent = ExecutionEvent> = E & { readonly seq: number; readonly ts: number };
+
+export const TERMINAL_EVENT_TYPES: ReadonlySet<ExecutionEventType> = new Set(['ExecutionExited', 'ExecutionFailed', 'ExecutionLost']);
+
+/** Terminal events end an execution; nothing follows them in its stream. */
+export function isTerminal(event: ExecutionEvent): boolean {
+  return TERMINAL_EVENT_TYPES.has(event.type);
+}
+
+/**
+ * Events that must be on disk before an append resolves (the store writes them with sync):
+ * the request, the start and the terminal events. Output and input are group-committed.
+ */
+export function needsSync(event: ExecutionEvent): boolean {
+  return event.type === 'ExecutionRequested' || event.type === 'ExecutionStarted' || isTerminal(event);
+}

@@ -1,0 +1,45 @@
+// The public API of @tether/core. Anything not exported here is internal.
+export { ErrorCodes, TetherError, isTetherError, isErrorCode, type ErrorCode } from './errors.js';
+export * from './events.js';
+export {
+  initialState,
+  evolve,
+  foldEvents,
+  durationMs,
+  type ExecutionState,
+  type ExecutionStatus,
+  type EndReason,
+} from './state.js';
+export {
+  EventStore,
+  type AppendOptions,
+  type AppendResult,
+  type ReadOptions,
+  type ListOptions,
+  type ListPage,
+} from './eventStore.js';
+export { InMemoryEventStore } from './inMemoryEventStore.js';
+export { replayThenLive } from './follow.js';
+export {
+  checkAppend,
+  stampEvents,
+  sliceRead,
+  listPage,
+  compareNewestFirst,
+  encodeListCursor,
+  decodeListCursor,
+} from './storeSupport.js';
+export * from './backends.js';
+export { Transport, type Channel, type MachineConfig } from './transport.js';
+export {
+  PLUGIN_API_VERSION,
+  definePlugin,
+  loadPlugins,
+  type Plugin,
+  type PluginDefinition,
+  type PluginContext,
+  type PluginEntry,
+  type PluginReport,
+  type PluginFailure,
+  type Provider,
+} from './plugin.js';

@@ -1,0 +1,2 @@
+// Contract suites for implementations of tether's ports. They use vitest.
+export { eventStoreContract, type EventStoreFactory } from './eventStoreContract.js';
