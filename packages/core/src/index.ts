@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 // The public API of @tether/core. Anything not exported here is internal.
 export { ErrorCodes, TetherError, isTetherError, isErrorCode, type ErrorCode } from './errors.js';
 export * from './events.js';
@@ -43,3 +44,25 @@ export {
   type PluginFailure,
   type Provider,
 } from './plugin.js';
+export { createKernel, type Kernel, type KernelOptions } from './kernel.js';
+export { LocalMachine, type LocalMachineOptions } from './localMachine.js';
+export type {
+  MachineApi,
+  ExecApi,
+  FsApi,
+  GpuApi,
+  MachineInfo,
+  MachineHealth,
+  ExecStartParams,
+  ExecReadOptions,
+  ExecReadResult,
+  LogsOptions,
+  LogsResult,
+  LogLine,
+  CancelOptions,
+  CancelResult,
+  WriteOptions,
+} from './machine.js';
+export { readOutputTail, toLines, lastBytes, type OutputSlice, type TailOptions } from './logs.js';
+export { newExecutionId, normalizeSignal } from './ids.js';
+export { VERSION } from './version.js';

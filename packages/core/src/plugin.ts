@@ -89,17 +89,23 @@ export async function loadPlugins(
       }
       const contributions: Array<() => void> = [];
       const pluginDisposers: Array<() => void | Promise<void>> = [];
-      await plugin.register({
-        config,
-        provide(token, provider) {
-          contributions.push(() => {
-            if ('useValue' in provider) container.register(token, { useValue: provider.useValue });
-            else container.register(token, { useFactory: provider.useFactory });
-          });
-        },
-        resolve: (token) => container.resolve(token),
-        onDispose: (fn) => void pluginDisposers.push(fn),
-      });
+      try {
+        await plugin.register({
+          config,
+          provide(token, provider) {
+            contributions.push(() => {
+              if ('useValue' in provider) container.register(token, { useValue: provider.useValue });
+              else container.register(token, { useFactory: provider.useFactory });
+            });
+          },
+          resolve: (token) => container.resolve(token),
+          onDispose: (fn) => void pluginDisposers.push(fn),
+        });
+      } catch (error) {
+        // Release what the plugin set up before it failed.
+        for (const dispose of pluginDisposers.reverse()) await Promise.resolve().then(dispose).catch(() => undefined);
+        throw error;
+      }
       for (const apply of contributions) apply();
       disposers.push(...pluginDisposers);
       loaded.push(name);

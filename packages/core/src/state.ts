@@ -83,7 +83,14 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
       return { ...next, status: 'finished', endReason, exitCode, signal, survivors, finishedAt: event.ts };
     }
     case 'ExecutionFailed':
-      return { ...next, status: 'finished', endReason: 'failed_to_start', error: event.data, finishedAt: event.ts };
+      // CANCELLED: stopped before it started (e.g. while queued behind the GPU gate).
+      return {
+        ...next,
+        status: 'finished',
+        endReason: event.data.code === 'CANCELLED' ? 'cancelled' : 'failed_to_start',
+        error: event.data,
+        finishedAt: event.ts,
+      };
     case 'ExecutionLost':
       return {
         ...next,

@@ -1,0 +1,101 @@
+import 'reflect-metadata';
+import { container as rootContainer, type DependencyContainer, type InjectionToken } from 'tsyringe';
+import { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
+import { TetherError } from './errors.js';
+import { EventStore } from './eventStore.js';
+import { InMemoryEventStore } from './inMemoryEventStore.js';
+import { LocalMachine } from './localMachine.js';
+import type { MachineApi } from './machine.js';
+import { loadPlugins, type PluginEntry, type PluginReport } from './plugin.js';
+import { Transport, type MachineConfig } from './transport.js';
+
+export interface KernelOptions {
+  /** Plugins to load, in order (a plugin alone, or `{ plugin, config }`). */
+  readonly plugins?: readonly PluginEntry[];
+  /** Configured machines besides `local`. */
+  readonly machines?: readonly MachineConfig[];
+  /** Where executions are recorded. Default: a new in-memory store (closed with the kernel). */
+  readonly store?: EventStore;
+  /** Options for the `local` machine. */
+  readonly local?: { readonly outputHighWaterBytes?: number };
+}
+
+/** The embedding entry point: plugins loaded, machines addressable by name. */
+export interface Kernel {
+  /** Which plugins loaded and which failed (with why); a failed plugin never stops the others. */
+  readonly plugins: PluginReport;
+  /** The kernel's DI container (a child of tsyringe's root), disposed with the kernel. */
+  readonly container: DependencyContainer;
+  /** `local`, or a configured machine. Fails with `UNKNOWN_MACHINE` / `TRANSPORT_UNAVAILABLE`. */
+  machine(name?: string): MachineApi;
+  /** Names of the addressable machines, `local` first. */
+  machineNames(): string[];
+  /** Cancels running executions, runs plugin disposers, disposes the container. Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a kernel. Example:
+ *
+ * ```ts
+ * const kernel = await createKernel({ plugins: [processPlugin] });
+ * const run = await kernel.machine('local').exec.start({ command: 'echo hi' });
+ * ```
+ */
+export async function createKernel(options: KernelOptions = {}): Promise<Kernel> {
+  const container = rootContainer.createChildContainer();
+  const ownsStore = options.store === undefined;
+  const store = options.store ?? new InMemoryEventStore();
+  container.register(EventStore, { useValue: store });
+  const disposers: Array<() => void | Promise<void>> = [];
+  const plugins = await loadPlugins(options.plugins ?? [], container, disposers);
+
+  const optional = <T>(token: InjectionToken<T>): T | undefined => (container.isRegistered(token, true) ? container.resolve(token) : undefined);
+  const local = new LocalMachine({
+    name: 'local',
+    store,
+    process: optional(ProcessBackend),
+    filesystem: optional(FileSystemBackend),
+    gpu: optional(GpuProbe),
+    outputHighWaterBytes: options.local?.outputHighWaterBytes,
+  });
+
+  const configs = new Map<string, MachineConfig>();
+  for (const config of options.machines ?? []) {
+    if (config.name === 'local') throw new TetherError('INVALID_ARGUMENT', 'the machine name "local" is reserved for this machine');
+    if (configs.has(config.name)) throw new TetherError('INVALID_ARGUMENT', `machine "${config.name}" is configured twice`);
+    configs.set(config.name, config);
+  }
+
+  let closing: Promise<void> | undefined;
+  return {
+    plugins,
+    container,
+    machine(name = 'local') {
+      if (name === 'local') return local;
+      const config = configs.get(name);
+      if (!config) {
+        throw new TetherError('UNKNOWN_MACHINE', `unknown machine: ${name}`, { machine: name, known: ['local', ...configs.keys()] });
+      }
+      const transports = container.isRegistered(Transport, true) ? container.resolveAll(Transport) : [];
+      if (!transports.some((t) => t.name === config.transport)) {
+        throw new TetherError('TRANSPORT_UNAVAILABLE', `no transport "${config.transport}" is loaded for machine ${name}`, {
+          machine: name,
+          transport: config.transport,
+        });
+      }
+      // Remote machines arrive with the daemon protocol (RemoteMachine over a Channel).
+      throw new TetherError('TRANSPORT_UNAVAILABLE', `remote machines are not supported by this kernel yet (machine ${name})`, { machine: name });
+    },
+    machineNames: () => ['local', ...configs.keys()],
+    close() {
+      closing ??= (async () => {
+        await local.exec.shutdown();
+        for (const dispose of disposers.reverse()) await dispose();
+        await container.dispose();
+        if (ownsStore) await store.close();
+      })();
+      return closing;
+    },
+  };
+}

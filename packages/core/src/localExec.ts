@@ -1,0 +1,455 @@
+import { EMPTY, firstValueFrom, lastValueFrom, timeout, type Observable } from 'rxjs';
+import type { GpuProbe, ProcessBackend, RunningProcess } from './backends.js';
+import { TetherError, isTetherError } from './errors.js';
+import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
+import type { EventStore, ListOptions, ListPage } from './eventStore.js';
+import { newExecutionId, normalizeSignal } from './ids.js';
+import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import type {
+  CancelOptions,
+  CancelResult,
+  ExecApi,
+  ExecReadOptions,
+  ExecReadResult,
+  ExecStartParams,
+  LogsOptions,
+  LogsResult,
+  WriteOptions,
+} from './machine.js';
+import type { ExecutionState } from './state.js';
+import { parseInput } from './validate.js';
+
+export interface LocalExecOptions {
+  readonly store: EventStore;
+  readonly process?: ProcessBackend;
+  readonly gpu?: GpuProbe;
+  /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
+  readonly outputHighWaterBytes?: number;
+}
+
+/** What this process holds for an execution it runs (nothing of it is the source of truth). */
+interface ActiveExecution {
+  readonly id: string;
+  readonly spec: ExecutionSpec;
+  process?: RunningProcess;
+  stdinOpen: boolean;
+  /** writeId → bytes accepted, for de-duplicating retried writes. */
+  readonly writeIds: Map<string, Promise<number>>;
+  /** Set while a cancel/timeout escalation runs. */
+  stopping?: Promise<void>;
+  /** A stop asked for before the process existed (while spawning); applied once it does. */
+  pendingStop?: { reason: Exclude<SignalReason, 'user'>; signal: NodeJS.Signals; graceMs: number };
+  survivors: number[];
+  timeout?: NodeJS.Timeout;
+  /** The process has exited: a late timeout must not turn a normal exit into `timed_out`. */
+  exited?: boolean;
+  readonly gate: AbortController;
+}
+
+const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
+const DEFAULT_READ_LIMIT = 1000;
+const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
+const DEFAULT_TAIL_BYTES = 2000;
+const DEFAULT_MAX_LINES = 10_000;
+const DEFAULT_CANCEL_GRACE_MS = 3000;
+/** How long to wait for a killed group to disappear before reporting survivors. */
+const VERIFY_GONE_MS = 2000;
+
+/**
+ * Runs executions on this machine through the registered process backend and records every
+ * step in the EventStore. The store is the source of truth; the map of active executions only
+ * holds live process handles.
+ */
+export class LocalExec implements ExecApi {
+  readonly #store: EventStore;
+  readonly #process: ProcessBackend | undefined;
+  readonly #gpu: GpuProbe | undefined;
+  readonly #highWater: number;
+  readonly #active = new Map<string, ActiveExecution>();
+  readonly #starting = new Map<string, Promise<ExecutionState>>();
+
+  constructor(options: LocalExecOptions) {
+    this.#store = options.store;
+    this.#process = options.process;
+    this.#gpu = options.gpu;
+    this.#highWater = options.outputHighWaterBytes ?? DEFAULT_HIGH_WATER;
+  }
+
+  /** Executions running or queued in this process. */
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  async start(params: ExecStartParams): Promise<ExecutionState> {
+    if (typeof params !== 'object' || params === null) throw new TetherError('INVALID_ARGUMENT', 'exec.start needs a spec object');
+    const { id: rawId, ...rest } = params;
+    const spec = parseInput(ExecutionSpec, rest, 'execution spec');
+    const id = rawId === undefined ? newExecutionId() : parseInput(ExecutionId, rawId, 'execution id');
+    const pending = this.#starting.get(id);
+    if (pending) return pending;
+    const started = this.#start(id, spec).finally(() => this.#starting.delete(id));
+    this.#starting.set(id, started);
+    return started;
+  }
+
+  async #start(id: string, spec: ExecutionSpec): Promise<ExecutionState> {
+    const existing = await this.#store.state(id);
+    if (existing) return existing;
+    if (!this.#process) {
+      throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
+        backend: 'process',
+      });
+    }
+    if (spec.gpuGate && !this.#gpu) {
+      throw new TetherError('BACKEND_UNAVAILABLE', 'a GPU gate needs a GPU probe: load @tether/plugin-gpu-nvidia', { backend: 'gpu' });
+    }
+    try {
+      await this.#store.append(id, [{ type: 'ExecutionRequested', data: { spec } }], { expectedSeq: 0 });
+    } catch (error) {
+      // Another process (or a start before a restart) created it first: that one is the answer.
+      if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
+      throw error;
+    }
+    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    this.#active.set(id, active);
+    if (spec.gpuGate) {
+      void this.#openGateThenSpawn(active).catch(() => undefined);
+      return this.get(id);
+    }
+    return this.#spawn(active);
+  }
+
+  async #openGateThenSpawn(active: ActiveExecution): Promise<void> {
+    try {
+      await this.#gpu!.waitFree(active.spec.gpuGate!, active.gate.signal);
+    } catch (error) {
+      const cancelled = isTetherError(error, 'ABORTED');
+      await this.#finish(active, {
+        type: 'ExecutionFailed',
+        data: cancelled
+          ? { code: 'CANCELLED', message: 'cancelled while waiting for the GPU gate' }
+          : { code: isTetherError(error) ? error.code : 'GATE_FAILED', message: describe(error) },
+      });
+      return;
+    }
+    await this.#spawn(active);
+  }
+
+  async #spawn(active: ActiveExecution): Promise<ExecutionState> {
+    const { id, spec } = active;
+    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+    let proc: RunningProcess;
+    try {
+      proc = await this.#process!.spawn({
+        id,
+        argv,
+        cwd: spec.cwd,
+        env: spec.env,
+        envMode: spec.envMode,
+        tty: spec.tty,
+        stdin: spec.stdin,
+      });
+    } catch (error) {
+      const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
+      return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
+    }
+    active.process = proc;
+    // Append calls are applied in call order, so output recorded below always follows Started.
+    const startedAppend = this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined } }]);
+    const outputDone = this.#recordOutput(active, proc);
+    if (active.pendingStop) {
+      const { reason, signal, graceMs } = active.pendingStop;
+      void this.#stop(active, reason, signal, graceMs);
+    }
+    if (spec.timeoutMs !== undefined) {
+      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+    }
+    void (async () => {
+      const exit = await proc.exit;
+      active.exited = true;
+      await outputDone;
+      if (active.timeout) clearTimeout(active.timeout);
+      await active.stopping;
+      await this.#finish(active, {
+        type: 'ExecutionExited',
+        data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors },
+      });
+    })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
+    await startedAppend;
+    return this.get(id);
+  }
+
+  /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
+  #recordOutput(active: ActiveExecution, proc: RunningProcess): Promise<void> {
+    return new Promise((resolve) => {
+      let waiting = 0;
+      let paused = false;
+      let last: Promise<unknown> = Promise.resolve();
+      proc.output$.subscribe({
+        next: (chunk) => {
+          const size = chunk.data.byteLength;
+          if (size === 0) return;
+          waiting += size;
+          if (!paused && waiting >= this.#highWater) {
+            paused = true;
+            proc.pauseOutput();
+          }
+          last = this.#store
+            .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+            .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
+            .finally(() => {
+              waiting -= size;
+              if (paused && waiting <= this.#highWater / 4) {
+                paused = false;
+                proc.resumeOutput();
+              }
+            });
+        },
+        error: () => void last.then(() => resolve()),
+        complete: () => void last.then(() => resolve()),
+      });
+    });
+  }
+
+  async #finish(active: ActiveExecution, terminal: ExecutionEvent): Promise<ExecutionState> {
+    try {
+      await this.#store.append(active.id, [terminal]);
+    } finally {
+      this.#active.delete(active.id);
+    }
+    return this.get(active.id);
+  }
+
+  /** TERM (or `signal`) the group, KILL it after the grace, then make sure nothing of it is left. */
+  #stop(active: ActiveExecution, reason: Exclude<SignalReason, 'user'>, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+    const proc = active.process;
+    if (active.exited) return active.stopping ?? Promise.resolve();
+    if (!proc) {
+      // Queued behind the GPU gate (abort it) or still spawning (stop it once it exists).
+      active.pendingStop = { reason, signal, graceMs };
+      active.gate.abort();
+      return Promise.resolve();
+    }
+    active.stopping ??= (async () => {
+      await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal, reason } }]);
+      proc.signal(signal);
+      const exitedInTime = await Promise.race([proc.exit.then(() => true), delay(graceMs).then(() => false)]);
+      let survivors = await proc.survivors();
+      if (!exitedInTime || survivors.length > 0) {
+        await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]);
+        proc.signal('SIGKILL');
+        proc.signalPids(survivors, 'SIGKILL');
+        await proc.exit;
+        survivors = await waitUntilGone(proc, VERIFY_GONE_MS);
+      }
+      active.survivors = survivors;
+    })();
+    return active.stopping;
+  }
+
+  async get(id: string): Promise<ExecutionState> {
+    const state = await this.#store.state(parseInput(ExecutionId, id, 'execution id'));
+    if (!state) throw new TetherError('EXEC_NOT_FOUND', `exec_id not found: ${id}`, { id });
+    return state;
+  }
+
+  list(options: ListOptions = {}): Promise<ListPage> {
+    return this.#store.list(options);
+  }
+
+  async read(id: string, options: ExecReadOptions = {}): Promise<ExecReadResult> {
+    let state = await this.get(id);
+    const afterSeq = options.afterSeq ?? 0;
+    const limit = options.limit ?? DEFAULT_READ_LIMIT;
+    const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
+    if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new TetherError('INVALID_ARGUMENT', 'afterSeq must be a non-negative integer');
+    if (!Number.isInteger(limit) || limit < 1) throw new TetherError('INVALID_ARGUMENT', 'limit must be a positive integer');
+    const waitMs = options.waitMs ?? 0;
+    if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
+      const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
+      await firstValueFrom(next$, { defaultValue: undefined });
+    }
+    const events = await this.#store.read(id, { afterSeq, limit });
+    state = await this.get(id);
+    let bytes = 0;
+    let count = 0;
+    for (const event of events) {
+      bytes += event.type === 'OutputProduced' ? event.data.data.byteLength : 0;
+      if (count > 0 && bytes > maxBytes) break;
+      count++;
+    }
+    return { events: events.slice(0, count), lastSeq: state.lastSeq, finished: state.status === 'finished' };
+  }
+
+  follow(id: string, afterSeq = 0): Observable<StoredEvent> {
+    return this.#store.follow(id, afterSeq);
+  }
+
+  async logs(id: string, options: LogsOptions = {}): Promise<LogsResult> {
+    const state = await this.get(id);
+    const streams = options.streams ?? ['stdout'];
+    const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+    const tailBytes =
+      options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
+    let slices: OutputSlice[];
+    if (tailBytes !== undefined || options.tailLines !== undefined) {
+      slices = await readOutputTail(this.#store, id, {
+        streams,
+        bytes: tailBytes,
+        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        afterSeq: options.afterSeq,
+        since: options.since,
+        until: options.until,
+        beforeSeq: state.lastSeq + 1,
+      });
+      if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
+    } else {
+      slices = await this.#readForward(id, new Set<OutputStream>(streams), options, state.lastSeq, maxLines);
+    }
+    let lines = toLines(slices);
+    const keep = Math.min(maxLines, options.tailLines ?? maxLines);
+    if (lines.length > keep) lines = lines.slice(lines.length - keep);
+    return { lines, lastSeq: state.lastSeq };
+  }
+
+  async #readForward(id: string, streams: ReadonlySet<OutputStream>, options: LogsOptions, lastSeq: number, maxLines: number): Promise<OutputSlice[]> {
+    const slices: OutputSlice[] = [];
+    let newlines = 0;
+    let after = options.afterSeq ?? 0;
+    while (after < lastSeq && newlines <= maxLines) {
+      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256 });
+      if (page.length === 0) break;
+      for (const event of page) {
+        if (options.since !== undefined && event.ts < options.since) continue;
+        const slice = outputSlice(event, streams, options.until);
+        if (!slice) continue;
+        slices.push(slice);
+        for (const byte of slice.data) if (byte === 0x0a) newlines++;
+      }
+      after = page[page.length - 1]!.seq;
+    }
+    return slices;
+  }
+
+  async write(id: string, data: Uint8Array | string, options: WriteOptions = {}): Promise<{ bytes: number }> {
+    const active = await this.#activeProcess(id);
+    const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+    if (!(bytes instanceof Uint8Array)) throw new TetherError('INVALID_ARGUMENT', 'write data must be bytes or a string');
+    const { writeId, eof = false } = options;
+    if (writeId !== undefined) {
+      const previous = active.writeIds.get(writeId);
+      if (previous) return { bytes: await previous };
+    }
+    if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
+    const done = (async () => {
+      if (bytes.byteLength > 0) await active.process!.write(bytes);
+      if (eof) {
+        active.stdinOpen = false;
+        await active.process!.closeStdin();
+      }
+      await this.#store.append(id, [{ type: 'InputWritten', data: { bytes: bytes.byteLength, writeId, eof } }]);
+      return bytes.byteLength;
+    })();
+    if (writeId !== undefined) active.writeIds.set(writeId, done);
+    return { bytes: await done };
+  }
+
+  async closeStdin(id: string): Promise<void> {
+    const active = await this.#activeProcess(id);
+    if (!active.stdinOpen) return;
+    await this.write(id, new Uint8Array(0), { eof: true });
+  }
+
+  async signal(id: string, signal: string): Promise<void> {
+    const name = normalizeSignal(signal);
+    const active = await this.#activeProcess(id);
+    await this.#store.append(id, [{ type: 'SignalSent', data: { signal: name, reason: 'user' } }]);
+    active.process!.signal(name);
+  }
+
+  async cancel(id: string, options: CancelOptions = {}): Promise<CancelResult> {
+    const state = await this.get(id);
+    const signal = normalizeSignal(options.signal ?? 'SIGTERM');
+    const graceMs = options.graceMs ?? DEFAULT_CANCEL_GRACE_MS;
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw new TetherError('INVALID_ARGUMENT', 'graceMs must be a non-negative number');
+    const active = this.#active.get(state.id);
+    if (state.status === 'finished' || !active) {
+      return { cancelled: false, reason: state.status === 'finished' ? 'already finished' : 'not running in this daemon', state };
+    }
+    await this.#stop(active, 'cancel', signal, graceMs);
+    return { cancelled: true, state: await this.wait(id) };
+  }
+
+  async resize(id: string, cols: number, rows: number): Promise<void> {
+    const active = await this.#activeProcess(id);
+    if (!active.spec.tty) throw new TetherError('NOT_A_TTY', `${id} was not started with a terminal`, { id });
+    if (![cols, rows].every((n) => Number.isInteger(n) && n >= 1 && n <= 1000)) {
+      throw new TetherError('INVALID_ARGUMENT', 'cols and rows are integers from 1 to 1000');
+    }
+    active.process!.resize(cols, rows);
+  }
+
+  async wait(id: string): Promise<ExecutionState> {
+    const state = await this.get(id);
+    if (state.status !== 'finished') await lastValueFrom(this.#store.follow(id, state.lastSeq), { defaultValue: undefined });
+    return this.get(id);
+  }
+
+  /**
+   * Marks executions that a previous run of this machine left running or queued as lost: their
+   * processes are not ours to re-attach. Call once at start, before serving.
+   */
+  async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
+    const lost: string[] = [];
+    for (const status of ['running', 'queued'] as const) {
+      let cursor: string | undefined;
+      do {
+        const page = await this.#store.list({ status, limit: 500, cursor });
+        for (const state of page.items) {
+          if (this.#active.has(state.id)) continue;
+          await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
+          lost.push(state.id);
+        }
+        cursor = page.cursor;
+      } while (cursor);
+    }
+    return lost;
+  }
+
+  /** Cancels every active execution (used when the machine shuts down). */
+  async shutdown(graceMs = DEFAULT_CANCEL_GRACE_MS): Promise<void> {
+    await Promise.allSettled([...this.#active.keys()].map((id) => this.cancel(id, { graceMs })));
+  }
+
+  async #activeProcess(id: string): Promise<ActiveExecution> {
+    const state = await this.get(id);
+    const active = this.#active.get(state.id);
+    if (state.status === 'finished') throw new TetherError('EXEC_FINISHED', `${id} has already finished`, { id });
+    if (!active?.process) {
+      throw new TetherError(
+        state.status === 'queued' ? 'INVALID_ARGUMENT' : 'EXEC_FINISHED',
+        state.status === 'queued' ? `${id} is still queued` : `${id} is not running in this daemon`,
+        { id },
+      );
+    }
+    return active;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+async function waitUntilGone(proc: RunningProcess, withinMs: number): Promise<number[]> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    const survivors = await proc.survivors();
+    if (survivors.length === 0 || Date.now() >= deadline) return survivors;
+    proc.signalPids(survivors, 'SIGKILL');
+    await delay(25);
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

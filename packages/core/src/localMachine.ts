@@ -1,0 +1,77 @@
+import { homedir, hostname } from 'node:os';
+import type { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
+import { TetherError } from './errors.js';
+import { GpuGateOptions } from './events.js';
+import type { EventStore } from './eventStore.js';
+import { LocalExec } from './localExec.js';
+import type { FsApi, GpuApi, MachineApi, MachineHealth, MachineInfo } from './machine.js';
+import { parseInput } from './validate.js';
+import { VERSION } from './version.js';
+
+export interface LocalMachineOptions {
+  /** Default `local`. */
+  readonly name?: string;
+  readonly store: EventStore;
+  readonly process?: ProcessBackend;
+  readonly filesystem?: FileSystemBackend;
+  readonly gpu?: GpuProbe;
+  /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
+  readonly outputHighWaterBytes?: number;
+}
+
+/**
+ * The machine this process runs on, composed of whatever backends are registered. A missing
+ * backend is not an error until it is used: its calls fail with `BACKEND_UNAVAILABLE`.
+ */
+export class LocalMachine implements MachineApi {
+  readonly name: string;
+  readonly exec: LocalExec;
+  readonly fs: FsApi;
+  readonly gpu: GpuApi;
+  readonly #backends: MachineInfo['backends'];
+  readonly #startedAt = Date.now();
+
+  constructor(options: LocalMachineOptions) {
+    this.name = options.name ?? 'local';
+    this.exec = new LocalExec(options);
+    this.fs = options.filesystem ?? unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
+    const gpu = options.gpu;
+    this.gpu = gpu
+      ? {
+          probe: () => gpu.probe(),
+          waitFree: (gate = {}, signal) => gpu.waitFree(parseInput(GpuGateOptions, gate, 'GPU gate'), signal),
+        }
+      : unavailable<GpuApi>('gpu', '@tether/plugin-gpu-nvidia');
+    this.#backends = { process: options.process !== undefined, filesystem: options.filesystem !== undefined, gpu: gpu !== undefined };
+  }
+
+  async info(): Promise<MachineInfo> {
+    return {
+      name: this.name,
+      version: VERSION,
+      os: process.platform,
+      arch: process.arch,
+      hostname: hostname(),
+      home: homedir(),
+      cwd: process.cwd(),
+      pid: process.pid,
+      backends: this.#backends,
+    };
+  }
+
+  async health(): Promise<MachineHealth> {
+    return { ok: true, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount };
+  }
+}
+
+/** An API object whose every method fails with BACKEND_UNAVAILABLE. */
+function unavailable<T extends object>(backend: string, plugin: string): T {
+  return new Proxy({} as T, {
+    get: (_target, method) =>
+      typeof method === 'string' && method !== 'then'
+        ? async () => {
+            throw new TetherError('BACKEND_UNAVAILABLE', `this machine has no ${backend} backend: load ${plugin} (or another)`, { backend });
+          }
+        : undefined,
+  });
+}
