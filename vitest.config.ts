@@ -21,15 +21,22 @@ const alias = workspaces.flatMap((dir) => {
 export default defineConfig({
   resolve: { alias },
   test: {
-    projects: workspaces.map((dir) => ({
-      extends: true,
-      test: {
-        name: JSON.parse(readFileSync(new URL(`./${dir}/package.json`, import.meta.url), 'utf8')).name,
-        root: dir,
-        include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-        testTimeout: 60_000,
-        hookTimeout: 60_000,
+    projects: [
+      ...workspaces.map((dir) => ({
+        extends: true,
+        test: {
+          name: JSON.parse(readFileSync(new URL(`./${dir}/package.json`, import.meta.url), 'utf8')).name,
+          root: dir,
+          include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
+        },
+      })),
+      // Tests across packages: the kernel with real backends and the LevelDB store, the README.
+      {
+        extends: true,
+        test: { name: 'integration', root: 'test', include: ['**/*.test.ts'], testTimeout: 120_000, hookTimeout: 60_000 },
       },
-    })),
+    ],
   },
 });

@@ -18,6 +18,12 @@ export interface KernelOptions {
   readonly store?: EventStore;
   /** Options for the `local` machine. */
   readonly local?: { readonly outputHighWaterBytes?: number };
+  /**
+   * Mark executions the store holds as running or queued as `lost` at start: with a store that
+   * one process owns at a time (LevelDB locks its directory), nothing can still be running them.
+   * Default true; turn off only if another live process shares the store.
+   */
+  readonly markInterruptedLost?: boolean;
 }
 
 /** The embedding entry point: plugins loaded, machines addressable by name. */
@@ -59,6 +65,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     gpu: optional(GpuProbe),
     outputHighWaterBytes: options.local?.outputHighWaterBytes,
   });
+
+  if (options.markInterruptedLost !== false) await local.exec.markInterruptedLost();
 
   const configs = new Map<string, MachineConfig>();
   for (const config of options.machines ?? []) {

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import type { ExecutionEvent, StoredEvent } from './events.js';
+import type { EventStore, ReadOptions } from './eventStore.js';
+import { InMemoryEventStore } from './inMemoryEventStore.js';
+import { lastBytes, readOutputTail, toLines, type OutputSlice } from './logs.js';
+
+const enc = new TextEncoder();
+const slice = (seq: number, text: string | Uint8Array, stream: 'stdout' | 'stderr' = 'stdout'): OutputSlice => ({
+  stream,
+  seq,
+  ts: seq,
+  data: typeof text === 'string' ? enc.encode(text) : text,
+});
+
+describe('toLines', () => {
+  it('splits per stream, joins a character split across chunks, strips CR, keeps a last partial line', () => {
+    const euro = enc.encode('€');
+    const lines = toLines([
+      slice(1, 'a1\r\nb'),
+      slice(2, 'err1\n', 'stderr'),
+      slice(3, 'cont\n'),
+      slice(4, euro.subarray(0, 2)),
+      slice(5, euro.subarray(2)),
+      slice(6, ' tail'),
+    ]);
+    expect(lines).toEqual([
+      { stream: 'stdout', seq: 1, line: 'a1' },
+      { stream: 'stderr', seq: 2, line: 'err1' },
+      { stream: 'stdout', seq: 3, line: 'bcont' },
+      { stream: 'stdout', seq: 6, line: '€ tail' },
+    ]);
+  });
+
+  it('keeps the last bytes across slices', () => {
+    const kept = lastBytes([slice(1, 'abc'), slice(2, 'defg')], 5);
+    expect(kept.map((s) => new TextDecoder().decode(s.data))).toEqual(['c', 'defg']);
+  });
+});
+
+describe('readOutputTail', () => {
+  /** Counts how many events the store hands out, to show the tail's cost does not grow with the stream. */
+  function counting(store: EventStore): { store: EventStore; served: () => number } {
+    let served = 0;
+    const wrapped = Object.create(store) as EventStore;
+    wrapped.read = async (stream: string, options?: ReadOptions) => {
+      const events = await store.read(stream, options);
+      served += events.length;
+      return events;
+    };
+    return { store: wrapped, served: () => served };
+  }
+
+  async function execution(store: EventStore, id: string, chunks: number): Promise<void> {
+    const events: ExecutionEvent[] = [
+      { type: 'ExecutionRequested', data: { spec: { command: 'x', envMode: 'merge', stdin: false, killGraceMs: 0 } } },
+    ];
+    for (let i = 0; i < chunks; i++) {
+      const text = Array.from({ length: 10 }, (_, j) => `line ${i * 10 + j}`).join('\n') + '\n';
+      events.push({ type: 'OutputProduced', data: { stream: i % 5 === 4 ? 'stderr' : 'stdout', data: enc.encode(text) } });
+    }
+    await store.append(id, events);
+  }
+
+  it('returns the last lines and reads the same amount for a small and a large execution', async () => {
+    const memory = new InMemoryEventStore();
+    await execution(memory, 'small', 1_000);
+    await execution(memory, 'large', 20_000);
+    const small = counting(memory);
+    const large = counting(memory);
+    const smallTail = toLines(await readOutputTail(small.store, 'small', { lines: 30 })).slice(-30);
+    const largeTail = toLines(await readOutputTail(large.store, 'large', { lines: 30 })).slice(-30);
+    expect(largeTail.at(-1)).toMatchObject({ line: 'line 199989' }); // the last stdout chunk is 19998
+    expect(largeTail).toHaveLength(30);
+    expect(smallTail).toHaveLength(30);
+    expect(large.served()).toBe(small.served());
+    await memory.close();
+  });
+
+  it('stops at since/afterSeq and honours the stream filter', async () => {
+    const memory = new InMemoryEventStore();
+    await execution(memory, 'x', 10);
+    const stderr = await readOutputTail(memory, 'x', { streams: ['stderr'], lines: 1000 });
+    expect(stderr.map((s) => s.seq)).toEqual([6, 11]);
+    const after = await readOutputTail(memory, 'x', { lines: 1000, afterSeq: 8 });
+    expect(after.map((s) => s.seq)).toEqual([9, 10]);
+    await memory.close();
+  });
+});
+
+export type { StoredEvent };
