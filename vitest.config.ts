@@ -26,7 +26,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: JSON.parse(readFileSync(new URL(`./${dir}/package.json`, import.meta.url), 'utf8')).name,
-          root: dir,
+          root: fileURLToPath(new URL(`./${dir}`, import.meta.url)),
           include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -35,7 +35,7 @@ export default defineConfig({
       // Tests across packages: the kernel with real backends and the LevelDB store, the README.
       {
         extends: true,
-        test: { name: 'integration', root: 'test', include: ['**/*.test.ts'], testTimeout: 120_000, hookTimeout: 60_000 },
+        test: { name: 'integration', root: fileURLToPath(new URL('./test', import.meta.url)), include: ['**/*.test.ts'], testTimeout: 120_000, hookTimeout: 60_000 },
       },
     ],
   },
