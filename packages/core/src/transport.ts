@@ -10,12 +10,20 @@ export interface MachineConfig {
 }
 
 /**
- * A bidirectional message pipe to a daemon: text frames carry JSON-RPC, binary frames may
- * carry bulk output. Closing either side completes `messages$`.
+ * A bidirectional message pipe to a peer: text frames carry JSON-RPC, binary frames carry bulk
+ * output (see the protocol). Adapters turn a WebSocket, an SSH channel or a pair of pipes into one.
  */
 export interface Channel {
+  /**
+   * Every message from the peer, in order. Completes when the channel closes normally and
+   * errors with `CONNECTION_LOST` when it breaks.
+   */
   readonly messages$: Observable<string | Uint8Array>;
+  /** Queue a message. Throws `CONNECTION_LOST` once the channel is closed. */
   send(message: string | Uint8Array): void;
+  /** Bytes queued but not yet handed to the OS, for backpressure (0 if the medium cannot tell). */
+  readonly bufferedAmount: number;
+  /** Close the channel; `messages$` completes. Idempotent. */
   close(reason?: string): void;
 }
 
