@@ -171,6 +171,8 @@ export interface GpuProbeResult {
   readonly processes: readonly GpuProcess[];
   /** Epoch ms of the probe that produced this answer (older than now when served from cache). */
   readonly probedAt: number;
+  /** Parts of the tool's output that could not be understood and were left out. */
+  readonly warnings?: readonly string[];
 }
 
 export interface GpuWaitResult {

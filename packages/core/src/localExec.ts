@@ -1,4 +1,4 @@
-import { EMPTY, firstValueFrom, lastValueFrom, timeout, type Observable } from 'rxjs';
+import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
 import type { GpuProbe, ProcessBackend, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
@@ -282,7 +282,8 @@ export class LocalExec implements ExecApi {
   }
 
   follow(id: string, afterSeq = 0): Observable<StoredEvent> {
-    return this.#store.follow(id, afterSeq);
+    // An unknown id fails with EXEC_NOT_FOUND instead of waiting for a stream that may never come.
+    return from(this.get(id)).pipe(switchMap(() => this.#store.follow(id, afterSeq)));
   }
 
   async logs(id: string, options: LogsOptions = {}): Promise<LogsResult> {

@@ -1,2 +1,3 @@
 // Contract suites for implementations of tether's ports. They use vitest.
 export { eventStoreContract, type EventStoreFactory } from './eventStoreContract.js';
+export { machineContract, processesOf, type MachineFactory, type MachineUnderTest } from './machineContract.js';
