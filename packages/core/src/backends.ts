@@ -95,7 +95,11 @@ export interface FileStat {
 export interface FileReadOptions {
   /** Byte offset to start at. Default 0. */
   readonly offset?: number;
-  /** At most this many bytes. Default: to the end, within the backend's size limit. */
+  /**
+   * At most this many bytes. Default: to the end, but never more than the backend's per-call
+   * limit (then `eof` is false: read on from `offset + data.byteLength`). A `length` above the
+   * limit fails with `TOO_LARGE`.
+   */
   readonly length?: number;
 }
 
@@ -128,8 +132,9 @@ export interface FileSystemBackend {
   write(path: string, data: Uint8Array, options?: FileWriteOptions): Promise<{ bytesWritten: number }>;
   /**
    * Chunked, atomic upload for files larger than one message: `beginWrite` returns an upload
-   * id, `writeChunk` appends at `offset` (must equal the bytes received so far), `commitWrite`
-   * renames into place, `abortWrite` discards.
+   * id, `writeChunk` appends at `offset` (the bytes received so far; a chunk repeated at an
+   * offset already received is a no-op, so a retry is safe), `commitWrite` renames into place,
+   * `abortWrite` discards. Unknown or expired upload ids fail with `INVALID_ARGUMENT`.
    */
   beginWrite(path: string, options?: FileWriteOptions): Promise<{ uploadId: string }>;
   writeChunk(uploadId: string, offset: number, data: Uint8Array): Promise<{ received: number }>;
@@ -138,6 +143,7 @@ export interface FileSystemBackend {
   mkdir(path: string, options?: { readonly recursive?: boolean; readonly mode?: number }): Promise<void>;
   /** Removes a file, an empty directory, or (with `recursive`) a tree; a symlink itself, never its target. */
   remove(path: string, options?: { readonly recursive?: boolean }): Promise<void>;
+  /** Renames within the roots. `overwrite` defaults to false (`PATH_EXISTS`). */
   move(from: string, to: string, options?: { readonly overwrite?: boolean }): Promise<void>;
 }
 export const FileSystemBackend: InjectionToken<FileSystemBackend> = Symbol.for('tether.FileSystemBackend');
