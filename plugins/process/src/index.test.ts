@@ -1,0 +1,42 @@
+import { createKernel, type Kernel } from '@tether/core';
+import { afterEach, describe, expect, it } from 'vitest';
+import processPlugin, { ChildProcessBackend } from './index.js';
+
+let kernel: Kernel | undefined;
+afterEach(async () => {
+  await kernel?.close();
+  kernel = undefined;
+});
+
+describe('the plugin in a kernel', () => {
+  it('loads, provides the process backend, and runs executions end to end', async () => {
+    kernel = await createKernel({ plugins: [{ plugin: processPlugin, config: { drainTimeoutMs: 200, env: { GREETING: 'hello' } } }] });
+    expect(kernel.plugins).toEqual({ loaded: ['@tether/plugin-process'], failed: [] });
+    const exec = kernel.machine('local').exec;
+
+    const run = await exec.start({ command: 'echo "$GREETING"; echo err >&2; exit 4' });
+    expect(await exec.wait(run.id)).toMatchObject({ status: 'finished', endReason: 'exited', exitCode: 4, pgid: run.pid });
+    expect((await exec.logs(run.id, { streams: ['stdout'] })).lines.map((l) => l.line)).toEqual(['hello']);
+
+    const tty = await exec.start({ command: 'stty size', tty: { cols: 100, rows: 20 } });
+    await exec.wait(tty.id);
+    expect((await exec.logs(tty.id, { streams: ['pty'] })).lines.map((l) => l.line.trimEnd())).toEqual(['20 100']);
+
+    const long = await exec.start({ command: 'sleep 100 & sleep 100; wait' });
+    const cancelled = await exec.cancel(long.id, { graceMs: 2000 });
+    expect(cancelled.state).toMatchObject({ endReason: 'cancelled', survivors: [] });
+
+    const failed = await exec.start({ argv: ['tether-no-such-program'] });
+    expect(failed).toMatchObject({ status: 'finished', endReason: 'failed_to_start', error: { code: 'ENOENT' } });
+  });
+
+  it('is reported and skipped with an invalid config', async () => {
+    kernel = await createKernel({ plugins: [{ plugin: processPlugin, config: { drainTimeoutMs: -1, unknown: true } }] });
+    expect(kernel.plugins.loaded).toEqual([]);
+    expect(kernel.plugins.failed[0]?.error.code).toBe('PLUGIN_LOAD_FAILED');
+  });
+
+  it('refuses invalid options when the backend is built directly', () => {
+    expect(() => new ChildProcessBackend({ drainTimeoutMs: 1.5 })).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
