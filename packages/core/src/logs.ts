@@ -26,7 +26,10 @@ export interface TailOptions {
   readonly until?: number;
 }
 
-const PAGE = 256;
+// Pages grow from a few events (a short tail of a large execution costs a few reads of large
+// events) to a few hundred (a long tail of small events costs few round trips).
+const FIRST_PAGE = 4;
+const MAX_PAGE = 512;
 const NEWLINE = 0x0a;
 
 /**
@@ -42,8 +45,8 @@ export async function readOutputTail(store: EventStore, stream: string, options:
   let bytes = 0;
   let newlines = 0;
   let beforeSeq = options.beforeSeq;
-  for (;;) {
-    const page = await store.read(stream, { reverse: true, limit: PAGE, beforeSeq, afterSeq: options.afterSeq });
+  for (let limit = FIRST_PAGE; ; limit = Math.min(limit * 2, MAX_PAGE)) {
+    const page = await store.read(stream, { reverse: true, limit, beforeSeq, afterSeq: options.afterSeq });
     if (page.length === 0) break;
     for (const event of page) {
       if (options.since !== undefined && event.ts < options.since) return slices.reverse();
