@@ -121,6 +121,20 @@ describe('LevelEventStore', () => {
       expect(lines).toEqual(Array.from({ length: 60 }, (_, i) => `line ${i * 5 + 2}\n`));
     });
 
+    it("lets a quiet stream's append go ahead of another stream's queued output", async () => {
+      const store = await openStore(await freshDir());
+      await store.append('flood', [requested(), started()]);
+      await store.append('quiet', [requested()]);
+      const chunk = new Uint8Array(64 * 1024).fill(0x62);
+      const finished: string[] = [];
+      const flood = Array.from({ length: 80 }, (_, i) => store.append('flood', [out(chunk)]).then(() => void finished.push(`flood ${i}`)));
+      const quiet = store.append('quiet', [started()]).then(() => void finished.push('quiet'));
+      await Promise.all([...flood, quiet]);
+      // 80 × 64 KiB is five batches; the quiet stream rides in the first one queued.
+      expect(finished.indexOf('quiet')).toBeLessThan(finished.indexOf('flood 40'));
+      expect(seqs(await store.read('flood'))).toEqual(Array.from({ length: 82 }, (_, i) => i + 1));
+    });
+
     it('cuts batches at about 1 MiB', async () => {
       const store = await openStore(await freshDir());
       await store.append('big', [requested(), started()]);

@@ -465,9 +465,9 @@ export class LevelEventStore implements EventStore {
     for (const event of stored) state = evolve(state, event);
     entry.state = state;
     entry.pendingDropped = capped.pendingDropped;
+    const batch = this.#openBatch(entry.unwritten === 0);
     entry.unwritten++;
 
-    const batch = this.#openBatch();
     for (const event of stored) {
       const { key, value } = encodeEvent(entry.prefix, event);
       batch.put(key, value);
@@ -509,8 +509,15 @@ export class LevelEventStore implements EventStore {
     entry.indexed = { requestedAt, status };
   }
 
-  /** The batch new appends join: the last queued one, until it holds `groupCommitBytes`. */
-  #openBatch(): GroupBatch {
+  /**
+   * The batch an append joins: the last queued one, until it holds `groupCommitBytes`. A stream
+   * with nothing queued may join the first queued batch instead: order only matters within a
+   * stream, and this keeps a quiet execution's start and exit from waiting behind megabytes of
+   * another execution's output.
+   */
+  #openBatch(streamIdle: boolean): GroupBatch {
+    const head = this.#queue[0];
+    if (streamIdle && head) return head;
     const tail = this.#queue.at(-1);
     if (tail && tail.bytes < this.#batchBytes) return tail;
     const batch = new GroupBatch();
