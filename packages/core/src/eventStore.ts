@@ -26,6 +26,11 @@ export interface ReadOptions {
   readonly limit?: number;
   /** Newest first. Stores must serve this without scanning from seq 1 (O(tail)). */
   readonly reverse?: boolean;
+  /**
+   * Stop after the event whose output brings the page's output bytes to this many (so at
+   * least one event comes back): bounds a page of large output events. Default: no bound.
+   */
+  readonly maxBytes?: number;
 }
 
 export interface ListOptions {

@@ -44,7 +44,7 @@ export class InMemoryEventStore implements EventStore {
     if (this.#closed) return throwError(() => new TetherError('STORE_CLOSED'));
     let live = this.#live.get(stream);
     if (!live) this.#live.set(stream, (live = new Subject()));
-    return replayThenLive(afterSeq, (after) => this.read(stream, { afterSeq: after, limit: 1024 }), live);
+    return replayThenLive(afterSeq, (after) => this.read(stream, { afterSeq: after, limit: 1024, maxBytes: 4 * 1024 * 1024 }), live);
   }
 
   async state(stream: string): Promise<ExecutionState | undefined> {

@@ -25,6 +25,7 @@ export {
   checkAppend,
   stampEvents,
   sliceRead,
+  countWithinBytes,
   listPage,
   compareNewestFirst,
   encodeListCursor,
@@ -66,7 +67,7 @@ export type {
 export { readOutputTail, toLines, lastBytes, type OutputSlice, type TailOptions } from './logs.js';
 export { newExecutionId, normalizeSignal } from './ids.js';
 export { VERSION } from './version.js';
-export { PROTOCOL_VERSION, methods as protocolMethods, RETRY_SAFE, NOTIFICATIONS, type MethodName } from './protocol/methods.js';
+export { PROTOCOL_VERSION, methods as protocolMethods, isRetrySafe, NOTIFICATIONS, type MethodName } from './protocol/methods.js';
 export { JsonRpcCodes, RpcErrorNumbers, toRpcError, fromRpcError } from './protocol/jsonRpc.js';
 export { serveMachine, type RpcServerOptions, type RpcSession } from './protocol/rpcServer.js';
 export { RemoteMachine, type RemoteMachineOptions, type ReconnectOptions } from './protocol/remoteMachine.js';

@@ -269,16 +269,9 @@ export class LocalExec implements ExecApi {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
       await firstValueFrom(next$, { defaultValue: undefined });
     }
-    const events = await this.#store.read(id, { afterSeq, limit });
+    const events = await this.#store.read(id, { afterSeq, limit, maxBytes });
     state = await this.get(id);
-    let bytes = 0;
-    let count = 0;
-    for (const event of events) {
-      bytes += event.type === 'OutputProduced' ? event.data.data.byteLength : 0;
-      if (count > 0 && bytes > maxBytes) break;
-      count++;
-    }
-    return { events: events.slice(0, count), lastSeq: state.lastSeq, finished: state.status === 'finished' };
+    return { events, lastSeq: state.lastSeq, finished: state.status === 'finished' };
   }
 
   follow(id: string, afterSeq = 0): Observable<StoredEvent> {

@@ -15,7 +15,7 @@ export interface ExecReadOptions {
   readonly afterSeq?: number;
   /** At most this many events. Default 1000. */
   readonly limit?: number;
-  /** Stop adding events once their output reaches this many bytes (at least one event is returned). Default 4 MiB. */
+  /** Stop after the event whose output brings the page to this many bytes (at least one event comes back). Default 4 MiB. */
   readonly maxBytes?: number;
   /** If nothing is there yet and the execution is not finished, wait up to this long for an event (long-poll). Default 0. */
   readonly waitMs?: number;

@@ -56,10 +56,19 @@ export function sliceRead(events: readonly StoredEvent[], options: ReadOptions):
   const hi = Math.min(events.length, before - 1);
   if (hi <= lo) return [];
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
-  if (options.reverse) {
-    return events.slice(Math.max(lo, hi - limit), hi).reverse();
+  const page = options.reverse ? events.slice(Math.max(lo, hi - limit), hi).reverse() : events.slice(lo, Math.min(hi, lo + limit));
+  return options.maxBytes === undefined ? page : page.slice(0, countWithinBytes(page, options.maxBytes));
+}
+
+/** How many of `events` a page bounded by `maxBytes` of output holds (at least one). */
+export function countWithinBytes(events: readonly StoredEvent[], maxBytes: number): number {
+  let bytes = 0;
+  for (let i = 0; i < events.length; i++) {
+    const event = events[i]!;
+    if (event.type === 'OutputProduced') bytes += event.data.data.byteLength;
+    if (bytes >= maxBytes) return i + 1;
   }
-  return events.slice(lo, Math.min(hi, lo + limit));
+  return events.length;
 }
 
 const DEFAULT_LIST_LIMIT = 100;

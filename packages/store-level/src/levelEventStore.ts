@@ -81,6 +81,8 @@ const DEFAULT_CAP = 1024 ** 3;
 const DEFAULT_BATCH_BYTES = 1024 ** 2;
 const DEFAULT_SYNC_MS = 100;
 const FOLLOW_PAGE = 2048;
+/** A follow's replay page also stops at about this much output. */
+const FOLLOW_PAGE_BYTES = 4 * 1024 ** 2;
 const READ_HIGH_WATER_BYTES = 4 * 1024 ** 2;
 const STATE_PAGE = 256;
 /**
@@ -255,6 +257,7 @@ export class LevelEventStore implements EventStore {
     const after = checkCount(options.afterSeq ?? 0, 'afterSeq', 0);
     const before = Math.min(checkCount(options.beforeSeq ?? MAX_SEQ, 'beforeSeq', 0), MAX_SEQ);
     const limit = options.limit === undefined ? -1 : checkCount(options.limit, 'limit', 0);
+    const maxBytes = options.maxBytes === undefined ? Number.POSITIVE_INFINITY : checkCount(options.maxBytes, 'maxBytes', 1);
     if (limit === 0 || before <= after + 1) return [];
     const prefix = eventPrefix(stream);
     return this.#guard(async () => {
@@ -267,11 +270,18 @@ export class LevelEventStore implements EventStore {
         highWaterMarkBytes: READ_HIGH_WATER_BYTES,
       });
       const events: StoredEvent[] = [];
+      let bytes = 0;
       try {
-        for (;;) {
-          const entries = await iterator.nextv(1000);
+        // With a byte bound, take small steps so a page of large events stops near the bound.
+        const step = Number.isFinite(maxBytes) ? 16 : 1000;
+        reading: for (;;) {
+          const entries = await iterator.nextv(step);
           if (entries.length === 0) break;
-          for (const [key, value] of entries) events.push(decodeEvent(key, value));
+          for (const [key, value] of entries) {
+            const event = decodeEvent(key, value);
+            events.push(event);
+            if (event.type === 'OutputProduced' && (bytes += event.data.data.byteLength) >= maxBytes) break reading;
+          }
         }
       } finally {
         await iterator.close();
@@ -291,7 +301,7 @@ export class LevelEventStore implements EventStore {
     let live = this.#live.get(stream);
     if (!live) this.#live.set(stream, (live = new Subject<StoredEvent>()));
     const feed = live;
-    return replayThenLive(afterSeq, (after) => this.read(stream, { afterSeq: after, limit: FOLLOW_PAGE }), feed).pipe(
+    return replayThenLive(afterSeq, (after) => this.read(stream, { afterSeq: after, limit: FOLLOW_PAGE, maxBytes: FOLLOW_PAGE_BYTES }), feed).pipe(
       finalize(() => {
         if (!feed.observed && this.#live.get(stream) === feed) this.#live.delete(stream);
       }),
@@ -652,7 +662,7 @@ export class LevelEventStore implements EventStore {
         if (!snapshot) continue;
         let state = snapshot.state;
         for (;;) {
-          const page = await this.read(name, { afterSeq: state.lastSeq, limit: FOLLOW_PAGE });
+          const page = await this.read(name, { afterSeq: state.lastSeq, limit: FOLLOW_PAGE, maxBytes: FOLLOW_PAGE_BYTES });
           if (page.length === 0) break;
           for (const event of page) state = evolve(state, event);
         }

@@ -73,12 +73,8 @@ export const methods = {
 export type MethodName = keyof typeof methods;
 export type MethodParams<M extends MethodName> = z.input<(typeof methods)[M]>;
 
-/**
- * Methods a client may send again after the connection dropped before the reply came: reads, and
- * the two mutations made idempotent by a client-chosen id (`exec/start` with `id`, `exec/write`
- * with `writeId`). Any other mutation whose reply is lost fails with `OUTCOME_UNKNOWN`.
- */
-export const RETRY_SAFE: ReadonlySet<MethodName> = new Set<MethodName>([
+/** Methods that only read, or whose repetition is a no-op: a client may send them again. */
+const REPEATABLE: ReadonlySet<MethodName> = new Set<MethodName>([
   'daemon/hello',
   'daemon/health',
   'exec/get',
@@ -95,6 +91,17 @@ export const RETRY_SAFE: ReadonlySet<MethodName> = new Set<MethodName>([
   'gpu/probe',
   'gpu/waitFree',
 ]);
+
+/**
+ * Whether a client may send a call again after the connection dropped before its reply came:
+ * reads, and the two mutations made idempotent by a client-chosen id (`exec/start` with `id`,
+ * `exec/write` with `writeId`). Any other mutation whose reply is lost fails with `OUTCOME_UNKNOWN`.
+ */
+export function isRetrySafe(method: MethodName, params: unknown): boolean {
+  if (REPEATABLE.has(method)) return true;
+  const given = (key: string) => typeof (params as Record<string, unknown> | null)?.[key] === 'string';
+  return (method === 'exec/start' && given('id')) || (method === 'exec/write' && given('writeId'));
+}
 
 /** Notifications the server sends. */
 export const NOTIFICATIONS = {

@@ -25,7 +25,7 @@ import type { ExecutionState } from '../state.js';
 import type { Channel } from '../transport.js';
 import { VERSION } from '../version.js';
 import { JsonRpcResponse, fromRpcError, type JsonRpcErrorObject } from './jsonRpc.js';
-import { NOTIFICATIONS, PROTOCOL_VERSION, RETRY_SAFE, type MethodName, type MethodParams } from './methods.js';
+import { NOTIFICATIONS, PROTOCOL_VERSION, isRetrySafe, type MethodName, type MethodParams } from './methods.js';
 import { decodeEventFrame, eventFromJson, fromBase64, toBase64 } from './wire.js';
 
 export interface ReconnectOptions {
@@ -88,6 +88,9 @@ export class RemoteMachine implements MachineApi {
   readonly #bySubscription = new Map<string, FollowState>();
   #info: MachineInfo | undefined;
   #closed = false;
+  /** Calls allowed to await a reply at once (below the server's per-connection limit of 64); the rest queue here. */
+  #freeSlots = MAX_IN_FLIGHT;
+  readonly #waitingForSlot: Array<() => void> = [];
   /** How many times a connection was made (1 for the first); tells tests and telemetry about reconnects. */
   connections = 0;
 
@@ -253,15 +256,35 @@ export class RemoteMachine implements MachineApi {
     });
   }
 
+  async #takeSlot(): Promise<void> {
+    if (this.#freeSlots > 0) this.#freeSlots--;
+    else await new Promise<void>((resolve) => this.#waitingForSlot.push(resolve));
+  }
+
+  #releaseSlot(): void {
+    const next = this.#waitingForSlot.shift();
+    if (next) next();
+    else this.#freeSlots++;
+  }
+
   /** A call that survives reconnects where that is safe. */
   async #call<M extends MethodName>(method: M, params: MethodParams<M>): Promise<unknown> {
+    await this.#takeSlot();
+    try {
+      return await this.#callRetrying(method, params);
+    } finally {
+      this.#releaseSlot();
+    }
+  }
+
+  async #callRetrying<M extends MethodName>(method: M, params: MethodParams<M>): Promise<unknown> {
     for (;;) {
       const channel = await this.#ensureChannel();
       try {
         return await this.#request(channel, method, params);
       } catch (error) {
         if (!isTetherError(error, 'CONNECTION_LOST') || this.#closed) throw error;
-        if (error.details['sent'] === false || RETRY_SAFE.has(method)) continue;
+        if (error.details['sent'] === false || isRetrySafe(method, params)) continue;
         throw new TetherError(
           'OUTCOME_UNKNOWN',
           `the connection to ${this.name} dropped before ${method} replied; it may or may not have taken effect`,
@@ -278,6 +301,7 @@ export class RemoteMachine implements MachineApi {
     try {
       while (this.#follows.has(follow) && !follow.channel) {
         const channel = await this.#ensureChannel();
+        await this.#takeSlot();
         try {
           await this.#request(channel, 'exec/follow', { id: follow.id, afterSeq: follow.last }, (result) => {
             // Registered before the next message is read: the first event may be right behind the reply.
@@ -288,6 +312,8 @@ export class RemoteMachine implements MachineApi {
           });
         } catch (error) {
           if (!isTetherError(error, 'CONNECTION_LOST') || this.#closed) throw error;
+        } finally {
+          this.#releaseSlot();
         }
       }
     } catch (error) {
@@ -367,6 +393,8 @@ export class RemoteMachine implements MachineApi {
     };
   }
 }
+
+const MAX_IN_FLIGHT = 48;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

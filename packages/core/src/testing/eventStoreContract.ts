@@ -130,6 +130,13 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
         expect(seqs(await store.read('r', { afterSeq: 3, beforeSeq: 6 }))).toEqual([4, 5]);
       });
 
+      it('stops a page at maxBytes of output, after the event that reaches it', async () => {
+        expect(seqs(await store.read('r', { afterSeq: 2, maxBytes: 3 }))).toEqual([3, 4, 5]);
+        expect(seqs(await store.read('r', { maxBytes: 1 }))).toEqual([1, 2, 3]);
+        expect(seqs(await store.read('r', { reverse: true, maxBytes: 4 }))).toEqual([20, 19]);
+        expect(seqs(await store.read('r', { afterSeq: 2, maxBytes: 1_000_000, limit: 4 }))).toEqual([3, 4, 5, 6]);
+      });
+
       it('reads newest first with reverse, and pages backwards with beforeSeq', async () => {
         expect(seqs(await store.read('r', { reverse: true, limit: 3 }))).toEqual([20, 19, 18]);
         expect(seqs(await store.read('r', { reverse: true, limit: 3, beforeSeq: 18 }))).toEqual([17, 16, 15]);
