@@ -1,0 +1,189 @@
+import { execFileSync } from 'node:child_process';
+import { chmod, lstat, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { isTetherError } from '@tether/core';
+import { processesOf } from '@tether/core/testing';
+import { connectWs, readToken, remoteMachine, startDaemon } from './index.js';
+import { backends, eventually, removeTempDirs, tempDir, upgradeStatus } from '../test/support.js';
+
+afterAll(removeTempDirs);
+
+const codeOf = (error: unknown) => (isTetherError(error) ? error.code : String(error));
+
+describe('startDaemon', () => {
+  it('creates the data dir and a 0600 token file, and serves with that token only', async () => {
+    const dataDir = join(await tempDir(), 'state', 'tether');
+    const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(await tempDir()) });
+    try {
+      expect(daemon.tokenFile).toBe(join(dataDir, 'token'));
+      expect((await stat(daemon.tokenFile!)).mode & 0o777).toBe(0o600);
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+      expect(daemon.url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/);
+      const machine = remoteMachine(daemon.url, { token: await readToken(daemon.tokenFile!) });
+      expect((await machine.info()).backends).toEqual({ process: true, filesystem: true, gpu: true });
+      await machine.close();
+    } finally {
+      await daemon.close();
+    }
+  });
+
+  it('refuses a token file readable by group or others, and releases the store', async () => {
+    const dataDir = await tempDir();
+    const tokenFile = join(dataDir, 'token');
+    await writeFile(tokenFile, `${'c'.repeat(64)}\n`);
+    await chmod(tokenFile, 0o644);
+    const error = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] }).catch((e: unknown) => e);
+    expect(codeOf(error)).toBe('PERMISSION_DENIED');
+    expect((error as Error).message).toContain('chmod 600');
+    await chmod(tokenFile, 0o600);
+    const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+    await daemon.close();
+  });
+
+  it('fails with STORE_LOCKED while another daemon runs on the data dir', async () => {
+    const dataDir = await tempDir();
+    const first = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+    try {
+      const error = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] }).catch((e: unknown) => e);
+      expect(codeOf(error)).toBe('STORE_LOCKED');
+      expect((error as Error).message).toMatch(/another daemon is already running with the data dir/);
+    } finally {
+      await first.close();
+    }
+  });
+
+  it('refuses connections over maxConnections with 503, and takes them again once one leaves', async () => {
+    const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir: await tempDir(), plugins: [], maxConnections: 1 });
+    try {
+      const auth = { Authorization: `Bearer ${await readToken(daemon.tokenFile!)}` };
+      const first = await connectWs(daemon.url, { token: auth.Authorization.slice(7) });
+      expect(await upgradeStatus(daemon.url, auth)).toBe(503);
+      const gone = new Promise<void>((resolve) => first.messages$.subscribe({ complete: resolve, error: () => resolve() }));
+      first.close();
+      await gone;
+      await eventually(async () => (await upgradeStatus(daemon.url, auth)) === 101, 5_000, 'a free slot');
+    } finally {
+      await daemon.close();
+    }
+  });
+
+  it('fails clearly when the port is taken', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const error = await startDaemon({ listen: `127.0.0.1:${port}`, dataDir: await tempDir(), plugins: [] }).catch((e: unknown) => e);
+      expect(codeOf(error)).toBe('INVALID_ARGUMENT');
+      expect((error as Error).message).toMatch(/address already in use/);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('listens on a Unix socket with mode 0600, replaces a stale one, refuses a live one', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'daemon.sock');
+    // A stale socket file, as a killed daemon leaves it.
+    const script = `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`;
+    expect(() => execFileSync(process.execPath, ['-e', script], { stdio: 'ignore' })).toThrow();
+    expect((await lstat(path)).isSocket()).toBe(true);
+
+    const daemon = await startDaemon({ listen: path, dataDir: join(dir, 'a'), plugins: backends(dir) });
+    try {
+      expect(daemon.url).toBe(`unix:${path}`);
+      expect((await lstat(path)).mode & 0o777).toBe(0o600);
+      const token = await readToken(daemon.tokenFile!);
+      const machine = remoteMachine(path, { token });
+      const run = await machine.exec.start({ argv: ['echo', 'over a socket'] });
+      expect((await machine.exec.wait(run.id)).exitCode).toBe(0);
+      await machine.close();
+      expect(codeOf(await connectWs(path, { token: 'wrong-token-0123456789' }).catch((e: unknown) => e))).toBe('UNAUTHORIZED');
+
+      const second = await startDaemon({ listen: path, dataDir: join(dir, 'b'), plugins: [] }).catch((e: unknown) => e);
+      expect((second as Error).message).toMatch(/address already in use: a daemon is listening/);
+    } finally {
+      await daemon.close();
+    }
+    await expect(lstat(path)).rejects.toThrow(/ENOENT/);
+
+    const file = join(dir, 'not-a-socket');
+    await writeFile(file, 'keep me');
+    expect((await startDaemon({ listen: file, dataDir: join(dir, 'c'), plugins: [] }).catch((e: unknown) => e)) as Error).toHaveProperty(
+      'message',
+      expect.stringMatching(/exists and is not a socket/),
+    );
+    expect(await readFile(file, 'utf8')).toBe('keep me');
+  });
+
+  it('close() stops accepting, drops clients and cancels running executions (recorded as cancelled)', async () => {
+    const dataDir = await tempDir();
+    const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(dataDir) });
+    const token = await readToken(daemon.tokenFile!);
+    const machine = remoteMachine(daemon.url, { token, reconnect: { giveUpAfterMs: 300 } });
+    const run = await machine.exec.start({ argv: ['sleep', '30'] });
+    await eventually(() => processesOf(run.id).length > 0);
+    await daemon.close();
+    expect(processesOf(run.id)).toEqual([]);
+    expect(codeOf(await machine.health().catch((e: unknown) => e))).toBe('CONNECTION_LOST');
+    await machine.close();
+
+    const again = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+    try {
+      const state = await again.kernel.machine('local').exec.get(run.id);
+      expect(state).toMatchObject({ status: 'finished', endReason: 'cancelled' });
+    } finally {
+      await again.close();
+    }
+  });
+});
+
+const openssl = (() => {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe.skipIf(!openssl)('wss://', () => {
+  it('serves TLS with a given certificate; a client trusting it connects, one that does not is refused', async () => {
+    const dir = await tempDir();
+    const [cert, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1',
+        '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+      { stdio: 'ignore' },
+    );
+    const daemon = await startDaemon({
+      listen: '127.0.0.1:0',
+      dataDir: join(dir, 'd'),
+      plugins: backends(dir),
+      tls: { certFile: cert, keyFile: key },
+      handshakeTimeoutMs: 200,
+    });
+    try {
+      expect(daemon.url).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+      const token = await readToken(daemon.tokenFile!);
+      const machine = remoteMachine(daemon.url, { token, ca: await readFile(cert) });
+      const run = await machine.exec.start({ argv: ['echo', 'encrypted'] });
+      await machine.exec.wait(run.id);
+      expect((await machine.exec.logs(run.id)).lines.map((l) => l.line)).toEqual(['encrypted']);
+      // Past the handshake deadline, the upgraded connection is still the same one.
+      await machine.exec.wait((await machine.exec.start({ argv: ['sleep', '0.5'] })).id);
+      expect(machine.connections).toBe(1);
+      await machine.close();
+
+      const untrusted = await connectWs(daemon.url, { token }).catch((e: unknown) => e);
+      expect(codeOf(untrusted)).toBe('UNAUTHORIZED');
+      expect((untrusted as Error).message).toMatch(/certificate/);
+      // Plain ws:// to a TLS port gets nowhere.
+      expect(await upgradeStatus(daemon.url.replace('wss:', 'ws:'), { Authorization: `Bearer ${token}` }).catch(() => 'failed')).not.toBe(101);
+    } finally {
+      await daemon.close();
+    }
+  });
+});

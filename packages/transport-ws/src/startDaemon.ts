@@ -1,0 +1,179 @@
+import { mkdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { createKernel, isTetherError, serveMachine, TetherError, type Kernel, type PluginEntry, type RpcServerOptions, type RpcSession } from '@tether/core';
+import { LevelEventStore, type LevelEventStoreOptions } from '@tether/store-level';
+import { checkToken, loadOrCreateToken } from './daemonToken.js';
+import type { ListenAddress } from './listenAddress.js';
+import type { KeepaliveOptions } from './wsChannel.js';
+import { WsListener, type LogEntry } from './wsListener.js';
+
+export interface DaemonOptions {
+  /** `host:port` (`127.0.0.1:7337`; port 0 for any free port) or a Unix socket path. */
+  readonly listen: string;
+  /** The daemon's state: the event store in `<dataDir>/events`, the token in `<dataDir>/token`. Created (mode 0700) if missing. */
+  readonly dataDir: string;
+  /** Where the token lives. Default `<dataDir>/token`; created with a new token (mode 0600) on first start. */
+  readonly tokenFile?: string;
+  /** Use this token instead of a token file. */
+  readonly token?: string;
+  /** Backends and other plugins for the daemon's kernel (a plugin that fails to load is logged and skipped). */
+  readonly plugins: readonly PluginEntry[];
+  /** Browser origins allowed to connect. Default none. */
+  readonly allowedOrigins?: readonly string[];
+  /** Host header values accepted besides the listen address and localhost. Default none. */
+  readonly allowedHosts?: readonly string[];
+  /** Serve `wss://` with this certificate and key: PEM text, or `{ certFile, keyFile }` paths. */
+  readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer } | { readonly certFile: string; readonly keyFile: string };
+  /** Options of the event store. */
+  readonly store?: LevelEventStoreOptions;
+  /** Limits of the JSON-RPC server, per connection. Default: core's. */
+  readonly rpc?: RpcServerOptions;
+  /** Limits and keepalive of the listener (see `WsListenerOptions`). */
+  readonly maxPayloadBytes?: number;
+  readonly maxPendingConnections?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly maxConnections?: number;
+  readonly keepalive?: KeepaliveOptions;
+  /** Close the daemon on SIGTERM and SIGINT. Default false (the embedding program decides). */
+  readonly handleSignals?: boolean;
+  /** Where log lines go. Default: nowhere. */
+  readonly log?: (entry: LogEntry) => void;
+}
+
+export interface Daemon {
+  /** How clients reach it: `ws://127.0.0.1:7337`, `wss://…` or `unix:/path`. */
+  readonly url: string;
+  readonly address: ListenAddress;
+  /** The token file, or undefined when the token was given as an option. */
+  readonly tokenFile: string | undefined;
+  /** The daemon's kernel (its `local` machine is what clients are served). */
+  readonly kernel: Kernel;
+  /** Resolves once the daemon has closed (by `close()` or a signal). */
+  readonly closed: Promise<void>;
+  /**
+   * Graceful shutdown: stops accepting, closes every client connection, cancels running
+   * executions (TERM, KILL after the grace; recorded as `cancelled`), closes the kernel, then the
+   * store. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a tether daemon: opens the LevelDB store at `<dataDir>/events` (`STORE_LOCKED` if a
+ * daemon already runs on that data dir), loads or creates the token, creates the kernel (which
+ * marks executions a previous daemon left running as `lost`), listens and serves every
+ * authenticated connection with `serveMachine`.
+ */
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  if (typeof options?.listen !== 'string') throw new TetherError('INVALID_ARGUMENT', 'listen must be host:port or a socket path');
+  if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) throw new TetherError('INVALID_ARGUMENT', 'dataDir must be a path');
+  const log = options.log ?? (() => undefined);
+  const dataDir = resolve(options.dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const unwind = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    let store: LevelEventStore;
+    try {
+      store = await LevelEventStore.open(join(dataDir, 'events'), options.store);
+    } catch (error) {
+      if (isTetherError(error, 'STORE_LOCKED')) {
+        throw new TetherError('STORE_LOCKED', `another daemon is already running with the data dir ${dataDir}`, { dataDir }, { cause: error });
+      }
+      throw error;
+    }
+    cleanups.push(() => store.close());
+
+    let token: string;
+    let tokenFile: string | undefined;
+    if (options.token !== undefined) {
+      checkToken(options.token, 'the token option');
+      token = options.token;
+    } else {
+      tokenFile = resolve(options.tokenFile ?? join(dataDir, 'token'));
+      await mkdir(dirname(tokenFile), { recursive: true, mode: 0o700 });
+      const loaded = await loadOrCreateToken(tokenFile);
+      token = loaded.token;
+      log({ level: 'info', msg: loaded.created ? 'token created' : 'token loaded', tokenFile });
+    }
+
+    const kernel = await createKernel({ plugins: options.plugins, store });
+    cleanups.push(() => kernel.close());
+    for (const failure of kernel.plugins.failed) {
+      log({ level: 'warn', msg: 'plugin failed to load', plugin: failure.name, code: failure.error.code, error: failure.error.message });
+    }
+    const machine = kernel.machine('local');
+
+    const sessions = new Set<RpcSession>();
+    const tls = await tlsMaterial(options.tls);
+    const listener = await WsListener.listen({
+      listen: options.listen,
+      token,
+      tls,
+      allowedOrigins: options.allowedOrigins,
+      allowedHosts: options.allowedHosts,
+      maxPayloadBytes: options.maxPayloadBytes,
+      maxPendingConnections: options.maxPendingConnections,
+      handshakeTimeoutMs: options.handshakeTimeoutMs,
+      maxConnections: options.maxConnections,
+      keepalive: options.keepalive,
+      log,
+      onChannel(channel, info) {
+        const session = serveMachine(machine, channel, options.rpc);
+        sessions.add(session);
+        void session.closed.then(() => {
+          sessions.delete(session);
+          log({ level: 'info', msg: 'client disconnected', remote: info.remote });
+        });
+      },
+    });
+    cleanups.push(() => listener.close());
+
+    let resolveClosed!: () => void;
+    const closed = new Promise<void>((done) => (resolveClosed = done));
+    let closing: Promise<void> | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      log({ level: 'info', msg: 'shutting down', signal });
+      void close();
+    };
+    const close = () => {
+      closing ??= (async () => {
+        if (options.handleSignals) {
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+        }
+        // Stop accepting and close every client first, so nobody starts work while we cancel.
+        for (const session of sessions) session.close();
+        await listener.close();
+        await kernel.close();
+        await store.close();
+        log({ level: 'info', msg: 'stopped' });
+        resolveClosed();
+      })();
+      return closing;
+    };
+    if (options.handleSignals) {
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    }
+    return { url: listener.url, address: listener.address, tokenFile, kernel, closed, close };
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
+}
+
+async function tlsMaterial(tls: DaemonOptions['tls']): Promise<{ cert: string | Buffer; key: string | Buffer } | undefined> {
+  if (tls === undefined) return undefined;
+  if ('certFile' in tls) {
+    try {
+      return { cert: await readFile(tls.certFile), key: await readFile(tls.keyFile) };
+    } catch (error) {
+      throw new TetherError('PATH_NOT_FOUND', `cannot read the TLS certificate or key (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {}, { cause: error });
+    }
+  }
+  return tls;
+}
