@@ -4,6 +4,8 @@ import { createKernel } from './kernel.js';
 import { definePlugin, PLUGIN_API_VERSION } from './plugin.js';
 import { Transport } from './transport.js';
 import { VERSION } from './version.js';
+import { createChannelPair } from './protocol/memoryChannel.js';
+import { serveMachine } from './protocol/rpcServer.js';
 import { readFileSync } from 'node:fs';
 
 async function codeOf(promise: Promise<unknown> | (() => unknown)): Promise<string | undefined> {
@@ -56,6 +58,33 @@ describe('createKernel', () => {
     expect(await codeOf(() => kernel.machine('nowhere'))).toBe('UNKNOWN_MACHINE');
     expect(await codeOf(() => kernel.machine('gpu1'))).toBe('TRANSPORT_UNAVAILABLE');
     await kernel.close();
+  });
+
+  it('reaches a configured machine through its transport, and serves the same machine each time', async () => {
+    const served = await createKernel();
+    const plugin = definePlugin({
+      name: 'memory-transport',
+      apiVersion: PLUGIN_API_VERSION,
+      register: (ctx) =>
+        ctx.provide(Transport, {
+          useValue: {
+            name: 'memory',
+            connect: async () => {
+              const [client, server] = createChannelPair();
+              serveMachine(served.machine('local'), server);
+              return client;
+            },
+          },
+        }),
+    });
+    const kernel = await createKernel({ plugins: [plugin], machines: [{ name: 'twin', transport: 'memory' }] });
+    const twin = kernel.machine('twin');
+    expect(kernel.machine('twin')).toBe(twin);
+    expect(await codeOf(twin.exec.start({ command: 'true' }))).toBe('BACKEND_UNAVAILABLE');
+    expect(await codeOf(twin.exec.get('nope'))).toBe('EXEC_NOT_FOUND');
+    expect((await twin.info()).name).toBe('local');
+    await kernel.close();
+    await served.close();
     expect(await codeOf(createKernel({ machines: [{ name: 'local', transport: 'ws' }] }))).toBe('INVALID_ARGUMENT');
   });
 

@@ -7,6 +7,7 @@ import { InMemoryEventStore } from './inMemoryEventStore.js';
 import { LocalMachine } from './localMachine.js';
 import type { MachineApi } from './machine.js';
 import { loadPlugins, type PluginEntry, type PluginReport } from './plugin.js';
+import { RemoteMachine } from './protocol/remoteMachine.js';
 import { Transport, type MachineConfig } from './transport.js';
 
 export interface KernelOptions {
@@ -32,7 +33,10 @@ export interface Kernel {
   readonly plugins: PluginReport;
   /** The kernel's DI container (a child of tsyringe's root), disposed with the kernel. */
   readonly container: DependencyContainer;
-  /** `local`, or a configured machine. Fails with `UNKNOWN_MACHINE` / `TRANSPORT_UNAVAILABLE`. */
+  /**
+   * `local`, or a configured machine reached through the transport its config names (a
+   * RemoteMachine that connects on first use). Fails with `UNKNOWN_MACHINE` / `TRANSPORT_UNAVAILABLE`.
+   */
   machine(name?: string): MachineApi;
   /** Names of the addressable machines, `local` first. */
   machineNames(): string[];
@@ -75,6 +79,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     configs.set(config.name, config);
   }
 
+  // One connection per remote machine, made on its first call and re-made after drops.
+  const remotes = new Map<string, RemoteMachine>();
   let closing: Promise<void> | undefined;
   return {
     plugins,
@@ -92,12 +98,18 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
           transport: config.transport,
         });
       }
-      // Remote machines arrive with the daemon protocol (RemoteMachine over a Channel).
-      throw new TetherError('TRANSPORT_UNAVAILABLE', `remote machines are not supported by this kernel yet (machine ${name})`, { machine: name });
+      let remote = remotes.get(name);
+      if (!remote) {
+        const transport = transports.find((t) => t.name === config.transport)!;
+        remote = new RemoteMachine({ name, connect: (signal) => transport.connect(config, signal) });
+        remotes.set(name, remote);
+      }
+      return remote;
     },
     machineNames: () => ['local', ...configs.keys()],
     close() {
       closing ??= (async () => {
+        await Promise.allSettled([...remotes.values()].map((remote) => remote.close()));
         await local.exec.shutdown();
         for (const dispose of disposers.reverse()) await dispose();
         await container.dispose();
