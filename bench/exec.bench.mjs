@@ -9,16 +9,11 @@ import { join } from 'node:path';
 import { createKernel } from '@tether/core';
 import { LevelEventStore } from '@tether/store-level';
 import processPlugin from '@tether/plugin-process';
+import { ms, summary, timeMany } from './timing.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
 const FLOOD_BYTES = Number(process.env.BENCH_FLOOD_BYTES ?? 1024 ** 3);
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-function summary(samples) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: +pct(sorted, 50).toFixed(3), p99: +pct(sorted, 99).toFixed(3), n: sorted.length };
-}
-const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 
 function rawSpawnTrue() {
   return new Promise((resolve, reject) => {
@@ -26,17 +21,6 @@ function rawSpawnTrue() {
     child.on('error', reject);
     child.on('close', resolve);
   });
-}
-
-async function timeMany(fn, rounds) {
-  for (let i = 0; i < 20; i++) await fn(); // warm-up
-  const samples = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    samples.push(ms(t0));
-  }
-  return summary(samples);
 }
 
 function rawPipeRead(bytes) {

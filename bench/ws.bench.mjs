@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LevelEventStore } from '@tether/store-level';
 import { readToken, remoteMachine } from '@tether/transport-ws';
+import { ms, summary, timeMany } from './timing.mjs';
 
 const require = createRequire(fileURLToPath(new URL('../packages/transport-ws/package.json', import.meta.url)));
 const { WebSocket, WebSocketServer } = require('ws');
@@ -45,23 +46,6 @@ if (process.argv[2] === '--floor-server') {
   await new Promise(() => undefined);
 }
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-function summary(samples) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return { p50: +pct(sorted, 50).toFixed(3), p99: +pct(sorted, 99).toFixed(3), n: sorted.length };
-}
-const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
-
-async function timeMany(fn, rounds) {
-  for (let i = 0; i < 20; i++) await fn(); // warm-up
-  const samples = [];
-  for (let i = 0; i < rounds; i++) {
-    const t0 = process.hrtime.bigint();
-    await fn();
-    samples.push(ms(t0));
-  }
-  return summary(samples);
-}
 
 /** Starts a child and resolves with its first stdout line. */
 function startChild(args) {
