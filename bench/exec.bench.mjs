@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createKernel } from '@tether/core';
 import { LevelEventStore } from '@tether/store-level';
 import processPlugin from '@tether/plugin-process';
-import { ms, summary, timeMany } from './timing.mjs';
+import { ms, timeMany } from './timing.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 300);
 const FLOOD_BYTES = Number(process.env.BENCH_FLOOD_BYTES ?? 1024 ** 3);

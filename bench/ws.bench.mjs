@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LevelEventStore } from '@tether/store-level';
 import { readToken, remoteMachine } from '@tether/transport-ws';
-import { ms, summary, timeMany } from './timing.mjs';
+import { ms, timeMany } from './timing.mjs';
 
 const require = createRequire(fileURLToPath(new URL('../packages/transport-ws/package.json', import.meta.url)));
 const { WebSocket, WebSocketServer } = require('ws');
