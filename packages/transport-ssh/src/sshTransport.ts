@@ -1,0 +1,251 @@
+import type { Duplex } from 'node:stream';
+import type { ClientChannel } from 'ssh2';
+import { TetherError, isTetherError, type Channel, type MachineConfig, type Transport } from '@tether/core';
+import type { KeepaliveOptions } from '@tether/transport-ws';
+import { DEFAULT_BRIDGE_CMD, DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
+import { sshConnect, type SshConnectOptions } from './sshConnect.js';
+import type { SshConnection } from './sshConnection.js';
+import { shellQuote } from './shellQuote.js';
+import { wsOverStream } from './wsOverStream.js';
+
+/** Options of the `ssh` transport: how to connect (see `SshConnectOptions`), and the tunnel's. */
+export interface SshTransportOptions extends Omit<SshConnectOptions, 'signal' | 'forwardAgent'> {
+  /** Close an SSH connection this long after its last daemon channel closed. Default 5000 ms. */
+  readonly idleTimeoutMs?: number;
+  /** Give up on the WebSocket upgrade through the tunnel after this long. Default 10 000 ms. */
+  readonly handshakeTimeoutMs?: number;
+  /** WebSocket keepalive inside the tunnel. Default `wsChannel`'s (ping every 15 s). */
+  readonly keepalive?: KeepaliveOptions;
+  /** Largest message accepted from the daemon. Default 256 MiB. */
+  readonly maxPayloadBytes?: number;
+}
+
+/** How a pooled connection reaches the daemon: a forwarded TCP channel, or the bridge command. */
+type Route = 'forward' | 'bridge';
+
+interface Pooled {
+  readonly ssh: SshConnection;
+  channels: number;
+  idleTimer?: NodeJS.Timeout;
+  /** The daemon token read over this connection, per token file. */
+  readonly tokens: Map<string, string>;
+  route?: Route;
+}
+
+/**
+ * The client side of the `ssh` transport. `connect(machine)` reaches the daemon on a machine you
+ * can `ssh` to: one SSH connection per `ssh` target, shared by every channel to it; each channel
+ * is a WebSocket to the daemon carried by a forwarded TCP channel to `127.0.0.1:<daemon_port>`,
+ * or, where the server forbids TCP forwarding, by the stdin/stdout of the bridge command. The
+ * token is read over SSH from the machine's token file, so whoever may ssh in may use the daemon.
+ *
+ * Machine config fields: see `machineSchema`.
+ */
+export class SshTransport implements Transport {
+  readonly name = 'ssh';
+  readonly #options: SshTransportOptions;
+  readonly #pool = new Map<string, Pooled>();
+  readonly #connecting = new Map<string, Promise<Pooled>>();
+  #closed = false;
+  /** SSH connections opened so far (a reconnect after a drop adds one). */
+  connectionsOpened = 0;
+
+  constructor(options: SshTransportOptions = {}) {
+    this.#options = options;
+  }
+
+  /** SSH connections open now. */
+  get openConnections(): number {
+    return this.#pool.size;
+  }
+
+  async connect(machine: MachineConfig, signal?: AbortSignal): Promise<Channel> {
+    if (this.#closed) throw new TetherError('CONNECTION_LOST', 'the ssh transport is closed');
+    const parsed = machineSchema.safeParse(machine);
+    if (!parsed.success) {
+      const where = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      throw new TetherError('INVALID_ARGUMENT', `machine ${machine?.name} has an invalid ssh config: ${where}`, { machine: machine?.name });
+    }
+    const config = parsed.data;
+    const pooled = await abortable(this.#connection(config.ssh), signal);
+    pooled.channels++;
+    if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+    pooled.idleTimer = undefined;
+    let opened: { channel: Channel; stream: Duplex };
+    try {
+      opened = await this.#openDaemonChannel(pooled, config, machine.name, signal);
+    } catch (error) {
+      this.#release(config.ssh, pooled);
+      throw error;
+    }
+    opened.stream.once('close', () => this.#release(config.ssh, pooled));
+    return opened.channel;
+  }
+
+  /** Closes every SSH connection (their channels drop). Idempotent. */
+  close(): void {
+    this.#closed = true;
+    for (const pooled of this.#pool.values()) {
+      if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+      pooled.ssh.close();
+    }
+    this.#pool.clear();
+  }
+
+  #connection(target: string): Promise<Pooled> {
+    const existing = this.#pool.get(target);
+    if (existing?.ssh.isOpen) return Promise.resolve(existing);
+    let pending = this.#connecting.get(target);
+    if (!pending) {
+      // The daemon's channels never need the agent: no forwarding, whatever the ssh config says.
+      pending = sshConnect(target, { ...this.#options, forwardAgent: false })
+        .then((ssh) => {
+          if (this.#closed) {
+            ssh.close();
+            throw new TetherError('CONNECTION_LOST', 'the ssh transport is closed');
+          }
+          this.connectionsOpened++;
+          const pooled: Pooled = { ssh, channels: 0, tokens: new Map() };
+          this.#pool.set(target, pooled);
+          void ssh.closed.then(() => {
+            if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+            if (this.#pool.get(target) === pooled) this.#pool.delete(target);
+          });
+          return pooled;
+        })
+        .finally(() => this.#connecting.delete(target));
+      this.#connecting.set(target, pending);
+    }
+    return pending;
+  }
+
+  #release(target: string, pooled: Pooled): void {
+    pooled.channels--;
+    if (pooled.channels > 0 || !pooled.ssh.isOpen) return;
+    pooled.idleTimer = setTimeout(() => {
+      if (pooled.channels > 0) return;
+      if (this.#pool.get(target) === pooled) this.#pool.delete(target);
+      pooled.ssh.close();
+    }, this.#options.idleTimeoutMs ?? 5_000);
+    pooled.idleTimer.unref();
+  }
+
+  async #openDaemonChannel(pooled: Pooled, config: SshMachineConfig, name: string, signal?: AbortSignal): Promise<{ channel: Channel; stream: Duplex }> {
+    const { ssh } = pooled;
+    const port = config.daemon_port;
+    const tokenFile = config.token_file ?? DEFAULT_TOKEN_FILE;
+    for (let attempt = 0; ; attempt++) {
+      const cached = config.token === undefined && pooled.tokens.has(tokenFile);
+      const token = config.token ?? pooled.tokens.get(tokenFile) ?? (await readRemoteToken(ssh, tokenFile, name));
+      if (config.token === undefined) pooled.tokens.set(tokenFile, token);
+      const { stream, display, failure } = await this.#openStream(pooled, config, name);
+      try {
+        const channel = await wsOverStream(stream, {
+          token,
+          url: `ws://127.0.0.1:${port}/`,
+          display,
+          signal,
+          handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
+          keepalive: this.#options.keepalive,
+          maxPayloadBytes: this.#options.maxPayloadBytes,
+        });
+        return { channel, stream };
+      } catch (error) {
+        // The daemon may have been re-initialised with a new token since we read it: read it again, once.
+        if (isTetherError(error, 'UNAUTHORIZED') && cached && attempt === 0) {
+          pooled.tokens.delete(tokenFile);
+          continue;
+        }
+        throw (await failure?.(error)) ?? error;
+      }
+    }
+  }
+
+  /** A byte stream to the daemon: a forwarded TCP channel, or the bridge command's stdio where forwarding is forbidden. */
+  async #openStream(
+    pooled: Pooled,
+    config: SshMachineConfig,
+    name: string,
+  ): Promise<{ stream: ClientChannel; display: string; failure?: (error: unknown) => Promise<TetherError | undefined> }> {
+    const { ssh } = pooled;
+    const port = config.daemon_port;
+    if (pooled.route !== 'bridge') {
+      try {
+        const stream = await ssh.forwardOut('127.0.0.1', port);
+        pooled.route = 'forward';
+        return { stream, display: `127.0.0.1:${port} on ${ssh.where}` };
+      } catch (error) {
+        if (!(isTetherError(error, 'PERMISSION_DENIED') && error.details['reason'] === 'forwarding-prohibited')) {
+          if (isTetherError(error, 'CONNECTION_LOST') && error.details['reason'] === 'connect-failed') {
+            throw new TetherError(
+              'CONNECTION_LOST',
+              `connection refused: no tether daemon listens on 127.0.0.1:${port} on ${ssh.where}; start it with \`tether machine up --machine ${name}\``,
+              { machine: name, reason: 'daemon-not-running' },
+              { cause: error },
+            );
+          }
+          throw error;
+        }
+        pooled.route = 'bridge';
+      }
+    }
+    const command = config.bridge_cmd ?? `${DEFAULT_BRIDGE_CMD} --connect 127.0.0.1:${port}`;
+    const stream = await ssh.exec(command);
+    let stderr = '';
+    stream.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4096) stderr += chunk.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve) => {
+      let code: number | null = null;
+      stream.on('exit', (status: number | null) => (code = status));
+      stream.once('close', () => resolve(code));
+    });
+    // What went wrong is in the bridge's exit status and stderr, which arrive as its channel closes.
+    const failure = async (error: unknown): Promise<TetherError | undefined> => {
+      if (!isTetherError(error, 'CONNECTION_LOST')) return undefined;
+      stream.destroy();
+      const code = await Promise.race([exited, new Promise<'unknown'>((resolve) => setTimeout(() => resolve('unknown'), 2_000).unref())]);
+      const said = stderr.trim().split('\n').slice(-3).join(' | ');
+      return new TetherError(
+        'CONNECTION_LOST',
+        `connection refused: the bridge command \`${command}\` on ${ssh.where} (used because the server forbids TCP forwarding) did not reach the daemon (exit ${code}${said ? `: ${said}` : ''})`,
+        { machine: name, reason: 'bridge-failed', exitCode: code },
+        { cause: error },
+      );
+    };
+    return { stream, display: `the bridge \`${command}\` on ${ssh.where}`, failure };
+  }
+}
+
+/** Reads the daemon token from `file` on the machine (`~` is the remote home). */
+async function readRemoteToken(ssh: SshConnection, file: string, name: string): Promise<string> {
+  const result = await ssh.run(`cat -- ${shellQuote(file, true)}`, { timeoutMs: 20_000 });
+  const token = result.stdout.toString('utf8').trim();
+  if (result.code === 0 && token.length >= 16 && !/\s/.test(token)) return token;
+  const said = result.stderr.toString('utf8').trim();
+  if (/no such file/i.test(said)) {
+    throw new TetherError(
+      'CONNECTION_LOST',
+      `connection refused: there is no daemon token at ${file} on ${ssh.where}: the daemon has not been started there; start it with \`tether machine up --machine ${name}\``,
+      { machine: name, reason: 'no-token', tokenFile: file },
+    );
+  }
+  if (/permission denied/i.test(said)) {
+    throw new TetherError('PERMISSION_DENIED', `cannot read the daemon token ${file} on ${ssh.where} (permission denied)`, { machine: name, tokenFile: file });
+  }
+  throw new TetherError('UNAUTHORIZED', `unauthorized: no usable daemon token in ${file} on ${ssh.where}${said ? ` (${said})` : ''}`, {
+    machine: name,
+    reason: 'bad-token',
+    tokenFile: file,
+  });
+}
+
+function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new TetherError('ABORTED', 'connecting was aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
