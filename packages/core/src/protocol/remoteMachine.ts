@@ -145,7 +145,9 @@ export class RemoteMachine implements MachineApi {
         return await this.#connectOnce();
       } catch (error) {
         if (this.#closed) throw new TetherError('CONNECTION_LOST', `machine ${this.name} was closed`);
-        if (isTetherError(error, 'UNAUTHORIZED') || isTetherError(error, 'INVALID_ARGUMENT')) throw error;
+        // Only a lost or refused connection may heal by itself; a refused key, a bad token or
+        // a protocol mismatch will not, so they fail at once instead of after the retry window.
+        if (isTetherError(error) && error.code !== 'CONNECTION_LOST' && error.code !== 'TIMEOUT') throw error;
         if (Date.now() - started >= giveUpAfterMs) {
           throw new TetherError('CONNECTION_LOST', `connection refused: could not reach ${this.name} (${describe(error)})`, { machine: this.name }, { cause: error });
         }
