@@ -73,3 +73,14 @@ export { serveMachine, type RpcServerOptions, type RpcSession } from './protocol
 export { RemoteMachine, type RemoteMachineOptions, type ReconnectOptions } from './protocol/remoteMachine.js';
 export { createChannelPair } from './protocol/memoryChannel.js';
 export { eventToJson, eventFromJson, encodeEventFrame, decodeEventFrame, toBase64, fromBase64 } from './protocol/wire.js';
+export {
+  syncDirectory,
+  type SyncEndpoint,
+  type SyncOptions,
+  type SyncCompare,
+  type SyncProgress,
+  type SyncResult,
+  type SyncSkipped,
+  type SyncSkipReason,
+} from './sync/syncDirectory.js';
+export { excludeMatcher, type ExcludeMatcher } from './sync/excludeMatcher.js';
