@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -18,8 +20,25 @@ function blockAfter(heading: string): string {
 describe('README', () => {
   it('opens with the install-and-run command and the test command', () => {
     const first = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
-    expect(first).toMatch(/npm install/);
-    expect(first).toMatch(/npm test/);
+    expect(first.split('\n')[0]).toMatch(/^npm install && npx tether exec run --cmd 'uname -a'/);
+    expect(first.split('\n')[1]).toMatch(/^npm test/);
+  });
+
+  it('runs the quick-start command as written (with its own HOME and state dir)', async () => {
+    const first = /```sh\n([\s\S]*?)```/.exec(readme)?.[1] ?? '';
+    const command = first.split('\n')[0]!.replace(/^npm install && /, '').replace(/\s+#.*$/, '');
+    const dir = mkdtempSync(join(tmpdir(), 'tether-readme-'));
+    const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), XDG_DATA_HOME: join(dir, 'data') };
+    try {
+      const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', command], { cwd: root, env });
+      const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; line?: string; exit_code?: number });
+      expect(lines.map((l) => l.type)).toEqual(['started', 'log', 'finished']);
+      expect(lines[1]!.line).toMatch(/^Linux /);
+      expect(lines[2]!.exit_code).toBe(0);
+    } finally {
+      await promisify(execFile)('npx', ['tether', 'daemon', 'stop'], { cwd: root, env }).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('runs the "Embedding the kernel" example as written (against the built packages)', async () => {
@@ -27,7 +46,7 @@ describe('README', () => {
     expect(stdout.split('\n')).toEqual(['finished exited 3', 'stdout: hello from Linux', 'stderr: oops', '']);
   });
 
-  it('runs the quick-start example', async () => {
+  it('runs examples/run.mjs as the README describes', async () => {
     const { stdout } = await promisify(execFile)('node', ['examples/run.mjs', 'echo', 'hi'], { cwd: root });
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text?: string });
     expect(events.map((e) => e.type)).toEqual(['ExecutionRequested', 'ExecutionStarted', 'OutputProduced', 'ExecutionExited']);

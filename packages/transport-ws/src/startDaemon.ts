@@ -1,15 +1,17 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { createKernel, isTetherError, serveMachine, TetherError, type Kernel, type PluginEntry, type RpcServerOptions, type RpcSession } from '@tether/core';
-import { LevelEventStore, type LevelEventStoreOptions } from '@tether/store-level';
+import type { LevelEventStore, LevelEventStoreOptions } from '@tether/store-level';
 import { checkToken, loadOrCreateToken } from './daemonToken.js';
-import type { ListenAddress } from './listenAddress.js';
+import { parseListenAddress, type ListenAddress } from './listenAddress.js';
 import type { KeepaliveOptions } from './wsChannel.js';
 import { WsListener, type LogEntry } from './wsListener.js';
 
 export interface DaemonOptions {
   /** `host:port` (`127.0.0.1:7337`; port 0 for any free port) or a Unix socket path. */
   readonly listen: string;
+  /** More addresses served by the same daemon (e.g. its Unix socket beside a TCP port). Default none. */
+  readonly alsoListen?: readonly string[];
   /** The daemon's state: the event store in `<dataDir>/events`, the token in `<dataDir>/token`. Created (mode 0700) if missing. */
   readonly dataDir: string;
   /** Where the token lives. Default `<dataDir>/token`; created with a new token (mode 0600) on first start. */
@@ -41,9 +43,11 @@ export interface DaemonOptions {
 }
 
 export interface Daemon {
-  /** How clients reach it: `ws://127.0.0.1:7337`, `wss://…` or `unix:/path`. */
+  /** How clients reach it: `ws://127.0.0.1:7337`, `wss://…` or `unix:/path` (the `listen` address). */
   readonly url: string;
   readonly address: ListenAddress;
+  /** Every address served: `url` first, then those of `alsoListen`. */
+  readonly urls: readonly string[];
   /** The token file, or undefined when the token was given as an option. */
   readonly tokenFile: string | undefined;
   /** The daemon's kernel (its `local` machine is what clients are served). */
@@ -78,6 +82,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   try {
     let store: LevelEventStore;
     try {
+      // Imported here, not at the top: a client importing this package (connectWs) never loads LevelDB.
+      const { LevelEventStore } = await import('@tether/store-level');
       store = await LevelEventStore.open(join(dataDir, 'events'), options.store);
     } catch (error) {
       if (isTetherError(error, 'STORE_LOCKED')) {
@@ -109,28 +115,34 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
     const sessions = new Set<RpcSession>();
     const tls = await tlsMaterial(options.tls);
-    const listener = await WsListener.listen({
-      listen: options.listen,
-      token,
-      tls,
-      allowedOrigins: options.allowedOrigins,
-      allowedHosts: options.allowedHosts,
-      maxPayloadBytes: options.maxPayloadBytes,
-      maxPendingConnections: options.maxPendingConnections,
-      handshakeTimeoutMs: options.handshakeTimeoutMs,
-      maxConnections: options.maxConnections,
-      keepalive: options.keepalive,
-      log,
-      onChannel(channel, info) {
-        const session = serveMachine(machine, channel, options.rpc);
-        sessions.add(session);
-        void session.closed.then(() => {
-          sessions.delete(session);
-          log({ level: 'info', msg: 'client disconnected', remote: info.remote });
-        });
-      },
-    });
-    cleanups.push(() => listener.close());
+    const listeners: WsListener[] = [];
+    for (const [index, listen] of [options.listen, ...(options.alsoListen ?? [])].entries()) {
+      const listener = await WsListener.listen({
+        listen,
+        token,
+        // A Unix socket served beside a TCP address needs no TLS: its file mode protects it.
+        tls: index > 0 && parseListenAddress(listen).kind === 'unix' ? undefined : tls,
+        allowedOrigins: options.allowedOrigins,
+        allowedHosts: options.allowedHosts,
+        maxPayloadBytes: options.maxPayloadBytes,
+        maxPendingConnections: options.maxPendingConnections,
+        handshakeTimeoutMs: options.handshakeTimeoutMs,
+        maxConnections: options.maxConnections,
+        keepalive: options.keepalive,
+        log,
+        onChannel(channel, info) {
+          const session = serveMachine(machine, channel, options.rpc);
+          sessions.add(session);
+          void session.closed.then(() => {
+            sessions.delete(session);
+            log({ level: 'info', msg: 'client disconnected', remote: info.remote });
+          });
+        },
+      });
+      listeners.push(listener);
+      cleanups.push(() => listener.close());
+    }
+    const listener = listeners[0]!;
 
     let resolveClosed!: () => void;
     const closed = new Promise<void>((done) => (resolveClosed = done));
@@ -147,7 +159,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         }
         // Stop accepting and close every client first, so nobody starts work while we cancel.
         for (const session of sessions) session.close();
-        await listener.close();
+        await Promise.all(listeners.map((l) => l.close()));
         await kernel.close();
         await store.close();
         log({ level: 'info', msg: 'stopped' });
@@ -159,7 +171,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
     }
-    return { url: listener.url, address: listener.address, tokenFile, kernel, closed, close };
+    return { url: listener.url, address: listener.address, urls: listeners.map((l) => l.url), tokenFile, kernel, closed, close };
   } catch (error) {
     await unwind();
     throw error;

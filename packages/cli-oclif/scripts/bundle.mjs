@@ -1,0 +1,43 @@
+// Bundles dist/runtime.js (the kernel, the ws client, the config parser: everything heavy the
+// CLI's client side imports) into dist/runtime.bundle.js, so a cold `tether exec result` reads
+// one file instead of several hundred. Optional: without rolldown (it comes with vitest) the CLI
+// imports the plain modules, only slower.
+//
+// The bundle is used only while it is current: dist/runtime.bundle.json records the build stamps
+// (tsbuildinfo mtimes) of the workspace packages inside it, and src/runtimeLoader.ts falls back
+// to the plain modules when one of them has been rebuilt since.
+import { rm, stat, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const out = `${root}dist/runtime.bundle.js`;
+const stampsFile = `${root}dist/runtime.bundle.json`;
+/** Workspace projects whose built output goes into the bundle (relative to this package). */
+const projects = ['.', '../core', '../transport-ws'];
+
+let rolldown;
+try {
+  rolldown = await import('rolldown');
+} catch {
+  await rm(out, { force: true });
+  await rm(stampsFile, { force: true });
+  process.stdout.write('runtime bundle: rolldown not installed, the CLI will import the plain modules\n');
+  process.exit(0);
+}
+
+await rolldown.build({
+  input: `${root}dist/runtime.js`,
+  platform: 'node',
+  logLevel: 'warn',
+  // Native or lazily loaded at run time, and never on a client's path.
+  external: ['@tether/store-level', 'classic-level', 'bufferutil', 'utf-8-validate'],
+  output: { file: out, format: 'esm', codeSplitting: false, minify: true },
+});
+const stamps = {};
+for (const project of projects) {
+  const info = `${project}/tsconfig.tsbuildinfo`;
+  stamps[info] = (await stat(`${root}${info}`).catch(() => undefined))?.mtimeMs ?? null;
+}
+await writeFile(stampsFile, `${JSON.stringify({ stamps }, null, 2)}\n`);
+const { size } = await stat(out);
+process.stdout.write(`runtime bundle: dist/runtime.bundle.js (${Math.round(size / 1024)} KiB)\n`);

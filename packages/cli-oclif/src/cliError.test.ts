@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { TetherError } from '@tether/core';
+import { CliError, EXIT_CODES, describeError } from './cliError.js';
+
+describe('describeError', () => {
+  it('turns a TetherError into {code, message, hint} and its exit code', () => {
+    const { json, exitCode } = describeError(new TetherError('EXEC_NOT_FOUND', 'exec_id not found: x1'), { machine: 'gpu1' });
+    expect(json).toEqual({ error: { code: 'EXEC_NOT_FOUND', message: 'exec_id not found: x1', hint: 'list the executions on this machine: tether exec list --machine gpu1' } });
+    expect(exitCode).toBe(5);
+  });
+
+  it('keeps the phrases agents triage on, even when a message lacks them', () => {
+    expect(describeError(new TetherError('CONNECTION_LOST', 'the socket closed')).json.error.message).toBe('connection reset by peer: the socket closed');
+    expect(describeError(new TetherError('CONNECTION_LOST', 'connection refused: nothing there')).json.error.message).toBe('connection refused: nothing there');
+    expect(describeError(new TetherError('UNAUTHORIZED', 'bad token')).json.error.message).toBe('unauthorized: bad token');
+    expect(describeError(new TetherError('UNKNOWN_MACHINE', 'gpu9?')).json.error.message).toBe('unknown machine: gpu9?');
+  });
+
+  it('points at the local daemon for local connection failures, at machine check for others', () => {
+    const lost = new TetherError('CONNECTION_LOST', 'connection refused');
+    expect(describeError(lost, { machine: 'local', daemonLog: '/s/daemon.log' }).json.error.hint).toMatch(/daemon status.*\/s\/daemon\.log/);
+    expect(describeError(lost, { machine: 'gpu1' }).json.error.hint).toMatch(/machine check --machine gpu1/);
+  });
+
+  it('recognises a CliError from another copy of this module (the runtime bundle) by its brand', () => {
+    const foreign = Object.assign(new Error('bad field'), { [Symbol.for('tether.CliError')]: true, code: 'CONFIG_INVALID', hint: 'fix it', details: {} });
+    expect(describeError(foreign)).toEqual({ json: { error: { code: 'CONFIG_INVALID', message: 'bad field', hint: 'fix it' } }, exitCode: 3 });
+  });
+
+  it('uses a CliError as is; anything else is INTERNAL (exit 1)', () => {
+    expect(describeError(new CliError('USAGE', 'no', { hint: 'do this' }))).toEqual({ json: { error: { code: 'USAGE', message: 'no', hint: 'do this' } }, exitCode: 2 });
+    expect(describeError(new Error('boom'))).toMatchObject({ json: { error: { code: 'INTERNAL', message: 'boom' } }, exitCode: 1 });
+  });
+
+  it('gives distinct exit codes to the failures agents tell apart', () => {
+    const codes = ['USAGE', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'EXEC_NOT_FOUND', 'CONNECTION_LOST', 'UNAUTHORIZED', 'TIMEOUT', 'PATH_NOT_FOUND', 'EXEC_FINISHED', 'BACKEND_UNAVAILABLE'];
+    expect(new Set(codes.map((c) => EXIT_CODES[c])).size).toBe(codes.length);
+  });
+});

@@ -1,0 +1,59 @@
+import { Flags } from '@oclif/core';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { TetherCommand } from '../../baseCommand.js';
+import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginEntries } from '../../kernelPlugins.js';
+import { daemonFiles, tetherPaths } from '../../paths.js';
+
+export default class DaemonServe extends TetherCommand {
+  static override summary = 'Run the tether daemon in the foreground.';
+  static override description = `Serves this machine to tether clients: always on the Unix socket <data-dir>/daemon.sock (mode 0600), and on --listen (default 127.0.0.1:7337: loopback TCP, which the ssh transport reaches through SSH; clients need the token). Executions are recorded in <data-dir>/events (LevelDB). Logs JSON lines to stderr; prints {"ok","pid","data_dir","socket","urls","token_file"} on stdout once serving. SIGTERM or SIGINT stops it gracefully (running executions are cancelled).
+
+The CLI starts this in the background by itself for the machine "local"; run it by hand to serve other machines over TCP, or to watch its log.`;
+  static override examples = [
+    { description: 'Serve this machine on its Unix socket and 127.0.0.1:7337', command: '<%= config.bin %> daemon serve' },
+    { description: 'Unix socket only (what the CLI starts in the background for "local")', command: '<%= config.bin %> daemon serve --listen none' },
+    { description: 'A separate daemon with its own state', command: '<%= config.bin %> daemon serve --data-dir /srv/tether --listen 0.0.0.0:7337' },
+  ];
+  static override flags = {
+    listen: Flags.string({
+      description: 'also listen on this address: host:port, or another Unix socket path; "none" for the Unix socket only',
+      default: '127.0.0.1:7337',
+    }),
+    'data-dir': Flags.string({ description: 'the daemon state directory (default: $XDG_STATE_HOME/tether, i.e. ~/.local/state/tether)' }),
+    'token-file': Flags.string({ description: 'the token file (default: <data-dir>/token, created mode 0600 on first start)' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(DaemonServe);
+    this.useConfig(flags.config);
+    // The daemon imports the packages themselves, not the client runtime bundle: its plugins share them.
+    const files = daemonFiles(resolve(flags['data-dir'] ?? tetherPaths().stateDir));
+    const log = (entry: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ ts: new Date().toISOString(), ...entry })}\n`);
+
+    const { loadConfig } = await import('../../config/configFile.js');
+    const config = await loadConfig(this.configFile().path, this.configFile().explicit);
+    const declared = declaredKernelPlugins(this.config.getPluginsList()).filter(isDaemonPlugin);
+    const { loaded, failed } = await importKernelPlugins(declared);
+    for (const failure of failed) log({ level: 'warn', msg: 'plugin could not be imported', plugin: failure.declared.module, error: failure.reason });
+    const configs = { '@tether/plugin-filesystem': { dataDir: files.dataDir }, ...config.plugins };
+
+    const { startDaemon } = await import('@tether/transport-ws');
+    const extra = flags.listen === 'none' || resolve(flags.listen) === files.socket || flags.listen === `unix:${files.socket}` ? [] : [flags.listen];
+    const daemon = await startDaemon({
+      listen: files.socket,
+      alsoListen: extra,
+      dataDir: files.dataDir,
+      tokenFile: flags['token-file'],
+      plugins: pluginEntries(loaded, configs),
+      handleSignals: true,
+      log,
+    });
+    await writeFile(files.pid, `${process.pid}\n`, { mode: 0o600 });
+    log({ level: 'info', msg: 'serving', pid: process.pid, urls: daemon.urls, plugins: daemon.kernel.plugins.loaded });
+    this.emit({ ok: true, pid: process.pid, data_dir: files.dataDir, socket: files.socket, urls: daemon.urls, token_file: daemon.tokenFile ?? null });
+    await daemon.closed;
+    // Leave a pid file that a newer daemon has written since.
+    if ((await readFile(files.pid, 'utf8').catch(() => '')).trim() === String(process.pid)) await rm(files.pid, { force: true });
+  }
+}

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from './configFile.js';
+
+const parse = (yaml: string) => parseConfig(yaml, '/cfg.yaml');
+const failure = (yaml: string) => {
+  try {
+    parse(yaml);
+  } catch (error) {
+    return error as { code: string; message: string; hint: string };
+  }
+  throw new Error('expected the config to be refused');
+};
+
+describe('the config file', () => {
+  it('an empty file is no machines', () => {
+    expect(parse('')).toMatchObject({ exists: true, machines: [], plugins: {} });
+    expect(parse('machines:\n')).toMatchObject({ machines: [] });
+  });
+
+  it('accepts the fields existing configs have and infers the transport', () => {
+    const config = parse(`machines:
+  - name: gpu1
+    ssh: alice@gpu1.example
+    daemon_port: 7337
+    daemon_cmd: tether daemon serve
+    use_direct_addr: false
+  - name: box
+    addr: ws://10.0.0.5:7337
+    token: 0123456789abcdef0123
+  - name: other
+    transport: docker
+    container: dev
+`);
+    expect(config.machines.map((m) => [m.config.name, m.config.transport, m.where])).toEqual([
+      ['gpu1', 'ssh', 'machines[0]'],
+      ['box', 'ws', 'machines[1]'],
+      ['other', 'docker', 'machines[2]'],
+    ]);
+    // Fields a transport plugin reads are kept for it.
+    expect(config.machines[2]!.config['container']).toBe('dev');
+  });
+
+  it('accepts machines as a map keyed by name', () => {
+    const config = parse('machines:\n  gpu1: { ssh: gpu1 }\n  box:\n    addr: ws://h:1\n    token_file: ~/t\n');
+    expect(config.machines.map((m) => [m.config.name, m.config.transport, m.where])).toEqual([
+      ['gpu1', 'ssh', 'machines.gpu1'],
+      ['box', 'ws', 'machines.box'],
+    ]);
+  });
+
+  it('keeps plugin configs for the daemon', () => {
+    expect(parse("plugins:\n  '@tether/plugin-filesystem': { roots: [/] }\n").plugins).toEqual({ '@tether/plugin-filesystem': { roots: ['/'] } });
+  });
+
+  it('names the bad field', () => {
+    expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: b, ssh: b }\n  - { name: c, ssh: c, daemon_port: "x" }\n')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: '/cfg.yaml: machines[2].daemon_port: expected a number',
+    });
+    expect(failure('machines:\n  gpu1: { ssh: 5 }\n').message).toBe('/cfg.yaml: machines.gpu1.ssh: expected a string');
+    expect(failure('machines:\n  - { ssh: nameless }\n').message).toBe('/cfg.yaml: machines[0].name: expected a string');
+    expect(failure('machines: 3\n').message).toMatch(/^\/cfg\.yaml: machines: /);
+  });
+
+  it('refuses a duplicate name, the reserved name local, and a machine with no way to reach it', () => {
+    expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: a, ssh: b }\n').message).toMatch(/machines\[1\]\.name: machine "a" is configured twice/);
+    expect(failure('machines:\n  - { name: local, ssh: a }\n').message).toMatch(/"local" is reserved/);
+    expect(failure('machines:\n  - { name: a }\n').message).toMatch(/machines\[0\]: machine "a" has no transport/);
+  });
+
+  it('reports YAML syntax errors with their line', () => {
+    expect(failure('machines:\n  - name: a\n    ssh: [x\n')).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^\/cfg\.yaml: invalid YAML at line \d+, column \d+: /) });
+  });
+});

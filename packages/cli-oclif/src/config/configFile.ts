@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import type { MachineConfig } from '@tether/core';
+import { CliError } from '../cliError.js';
+import { formatIssues, type Issue } from './formatIssues.js';
+
+/** A configured machine, with where it was written (for messages): `machines[2]`, `machines.gpu1`. */
+export interface ConfiguredMachine {
+  readonly config: MachineConfig;
+  readonly where: string;
+}
+
+/** The config file, validated. A missing default file is an empty config: only `local`. */
+export interface TetherConfig {
+  /** The file read (or that would have been read). */
+  readonly path: string;
+  readonly exists: boolean;
+  /** Configured machines besides `local`, in file order, each with its `transport` set. */
+  readonly machines: readonly ConfiguredMachine[];
+  /** Config of the local daemon's kernel plugins, by plugin name (`@tether/plugin-filesystem: { roots: [...] }`). */
+  readonly plugins: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * The fields every machine may have: tether's `name` and `transport`, and the fields existing
+ * `codex-remote` configs carry. A transport plugin validates its own fields on top (see
+ * `machineSchemas` in the plugin guide); unknown fields are kept for it.
+ */
+export const MachineFields = z.looseObject({
+  name: z
+    .string()
+    .min(1)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a machine name is letters, digits, . _ - and starts with a letter or digit'),
+  transport: z.string().min(1).optional(),
+  ssh: z.string().min(1).optional(),
+  addr: z.string().min(1).optional(),
+  token: z.string().min(1).optional(),
+  token_file: z.string().min(1).optional(),
+  daemon_port: z.number().int().min(1).max(65535).optional(),
+  daemon_cmd: z.string().min(1).optional(),
+  use_direct_addr: z.boolean().optional(),
+});
+
+const ConfigShape = z.looseObject({
+  machines: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown()), z.null()]).optional(),
+  plugins: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
+});
+
+/**
+ * Reads and validates the config file. `explicit`: the path was given with `--config`, so a
+ * missing file is an error rather than an empty config. Fails with `CONFIG_INVALID` naming the
+ * file and the bad field (`machines[2].daemon_port: expected a number`).
+ */
+export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' && !explicit) return { path, exists: false, machines: [], plugins: {} };
+    throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
+      hint: explicit ? 'check the path given with --config' : `check the permissions of ${path}`,
+      cause: error,
+    });
+  }
+  return parseConfig(text, path);
+}
+
+/** Validates config text (YAML). Exported for tests and for `machine add`-style tools. */
+export function parseConfig(text: string, path: string): TetherConfig {
+  const doc = parseDocument(text);
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const where = first.linePos?.[0] ? ` at line ${first.linePos[0].line}, column ${first.linePos[0].col}` : '';
+    const message = first.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+    throw new CliError('CONFIG_INVALID', `${path}: invalid YAML${where}: ${message}`, {
+      hint: `fix the YAML syntax of ${path} (or pass another file with --config)`,
+    });
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  const shape = ConfigShape.safeParse(raw);
+  if (!shape.success) throw invalid(path, shape.error.issues, []);
+
+  const machines: ConfiguredMachine[] = [];
+  const entries: Array<{ where: string; path: Array<string | number>; value: unknown }> = [];
+  const list = shape.data.machines;
+  if (Array.isArray(list)) {
+    list.forEach((value, i) => entries.push({ where: `machines[${i}]`, path: ['machines', i], value }));
+  } else if (list) {
+    for (const [name, value] of Object.entries(list)) {
+      const withName = value === null ? { name } : typeof value === 'object' && !Array.isArray(value) ? { name, ...(value as object) } : value;
+      entries.push({ where: `machines.${name}`, path: ['machines', name], value: withName });
+    }
+  }
+  const seen = new Set<string>();
+  for (const entry of entries) {
+    const parsed = MachineFields.safeParse(entry.value);
+    if (!parsed.success) throw invalid(path, parsed.error.issues, entry.path);
+    const machine = parsed.data;
+    if (machine.name === 'local') {
+      throw new CliError('CONFIG_INVALID', `${path}: ${entry.where}.name: "local" is reserved for this machine (served by the local daemon)`, {
+        hint: 'rename the machine',
+      });
+    }
+    if (seen.has(machine.name)) {
+      throw new CliError('CONFIG_INVALID', `${path}: ${entry.where}.name: machine "${machine.name}" is configured twice`, { hint: 'remove or rename one of them' });
+    }
+    seen.add(machine.name);
+    const transport = machine.transport ?? (machine.ssh !== undefined ? 'ssh' : machine.addr !== undefined ? 'ws' : undefined);
+    if (transport === undefined) {
+      throw new CliError('CONFIG_INVALID', `${path}: ${entry.where}: machine "${machine.name}" has no transport: set transport, or ssh (ssh transport) or addr (ws transport)`, {
+        hint: 'e.g. "- { name: gpu1, ssh: gpu1.example }" or "- { name: box, addr: ws://10.0.0.5:7337, token_file: ~/.config/tether/box.token }"',
+      });
+    }
+    machines.push({ config: { ...machine, transport } as MachineConfig, where: entry.where });
+  }
+  return { path, exists: true, machines, plugins: shape.data.plugins ?? {} };
+}
+
+function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
+  return new CliError('CONFIG_INVALID', `${path}: ${formatIssues(issues, prefix)}`, {
+    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr? })`,
+  });
+}

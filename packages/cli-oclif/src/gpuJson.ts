@@ -1,0 +1,26 @@
+import type { GpuInfo, GpuProbeResult } from '@tether/core';
+import { rfc3339 } from './duration.js';
+
+export function gpuJson(gpu: GpuInfo) {
+  return {
+    index: gpu.index,
+    uuid: gpu.uuid,
+    name: gpu.name,
+    memory_used_mib: gpu.memoryUsedMiB,
+    memory_total_mib: gpu.memoryTotalMiB,
+    utilization_gpu: gpu.utilizationPct,
+    temperature_c: gpu.temperatureC,
+  };
+}
+
+/** `gpu status`: the contract's shape; `reason` says why `available` is false, `warnings` what was skipped. */
+export function gpuStatusJson(probe: GpuProbeResult) {
+  return {
+    available: probe.available,
+    ...(probe.reason !== undefined ? { reason: probe.reason } : {}),
+    gpus: probe.gpus.map(gpuJson),
+    processes: probe.processes.map((p) => ({ pid: p.pid, gpu_uuid: p.gpuUuid, used_memory_mib: p.usedMemoryMiB })),
+    probed_at: rfc3339(probe.probedAt),
+    ...(probe.warnings && probe.warnings.length > 0 ? { warnings: probe.warnings } : {}),
+  };
+}

@@ -1,0 +1,77 @@
+import { CliError, describeError } from './cliError.js';
+import type { Machines } from './machines.js';
+
+/** `machine check` / `machine list`: one machine's health, as the contract prints it. */
+export interface MachineStatus {
+  readonly name: string;
+  /** `local` for the local daemon, else the config's transport. */
+  readonly transport: string | null;
+  /** null for transports without SSH. */
+  readonly ssh_ok: boolean | null;
+  readonly daemon_ok: boolean;
+  /** Round trip of a health call once connected. */
+  readonly latency_ms: number | null;
+  readonly checked_at: string;
+  readonly daemon_version?: string;
+  readonly error?: string;
+  /** The failure as the CLI reports errors (kept out of the JSON; for the exit code). */
+  readonly failure?: unknown;
+}
+
+/** Connects (starting the local daemon if needed), asks for health and version; never throws for an unreachable machine. */
+export async function checkMachine(machines: Machines, name: string, timeoutMs: number): Promise<MachineStatus> {
+  const checkedAt = new Date().toISOString();
+  const deadline = Date.now() + timeoutMs;
+  let transport: string | null = name === 'local' ? 'local' : null;
+  try {
+    if (name !== 'local') {
+      const configured = (await machines.config()).machines.find((m) => m.config.name === name);
+      transport = configured?.config.transport ?? null;
+    }
+    const opened = await withTimeout(machines.open(name, { connectTimeoutMs: timeoutMs }), deadline, name);
+    const started = performance.now();
+    const health = await withTimeout(opened.machine.health(), deadline, name);
+    const latency = Math.round((performance.now() - started) * 10) / 10;
+    const info = await withTimeout(opened.machine.info(), deadline, name);
+    return {
+      name,
+      transport,
+      ssh_ok: transport === 'ssh' ? true : null,
+      daemon_ok: health.ok,
+      latency_ms: latency,
+      checked_at: checkedAt,
+      daemon_version: info.version,
+    };
+  } catch (error) {
+    const { json } = describeError(error, { machine: name });
+    const sshOk = (error as { details?: { sshOk?: unknown } }).details?.sshOk;
+    return {
+      name,
+      transport,
+      ssh_ok: transport === 'ssh' ? (typeof sshOk === 'boolean' ? sshOk : false) : null,
+      daemon_ok: false,
+      latency_ms: null,
+      checked_at: checkedAt,
+      error: json.error.message,
+      failure: error,
+    };
+  }
+}
+
+/** The status without the internal `failure`. */
+export function statusJson(status: MachineStatus): Omit<MachineStatus, 'failure'> {
+  const { failure: _failure, ...json } = status;
+  return json;
+}
+
+function withTimeout<T>(promise: Promise<T>, deadline: number, name: string): Promise<T> {
+  const left = Math.max(0, deadline - Date.now());
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new CliError('CONNECTION_LOST', `connection refused: machine ${name} did not answer within ${Math.round(left / 100) / 10}s`)),
+      left,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,189 @@
+import { join } from 'node:path';
+import type { Channel, Kernel, RemoteMachine, Transport } from '@tether/core';
+import { CliError } from './cliError.js';
+import { loadRuntime } from './runtimeLoader.js';
+import type { ConfiguredMachine, TetherConfig } from './config/configFile.js';
+import { declaredKernelPlugins, type DeclaredKernelPlugin, type PackageInfo, type StandardSchema } from './kernelPlugins.js';
+import { daemonFiles, tetherPaths, type DaemonFiles } from './paths.js';
+
+/** What the CLI needs to reach machines. */
+export interface MachineContext {
+  /** `--config`, if given. */
+  readonly configPath?: string;
+  /** The CLI package's root (for `bin/run.js`, to start the local daemon). */
+  readonly cliRoot: string;
+  /** The CLI package's name (its own kernel plugins are the built-in ones). */
+  readonly cliName: string;
+  /** The CLI package and the oclif plugins installed into it, whose package.json may declare kernel plugins. */
+  readonly packages: () => Iterable<PackageInfo>;
+  /** Told when something slow starts (a spinner shows it on a terminal). */
+  readonly onProgress?: (message: string) => void;
+}
+
+/** A machine ready for calls. */
+export interface OpenedMachine {
+  readonly name: string;
+  /** `local` for the local daemon, else the config's transport. */
+  readonly transport: string;
+  readonly machine: RemoteMachine;
+  readonly isLocal: boolean;
+}
+
+/** How long to wait for the first connection to a configured machine. Default 10 s. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** After a drop, how long a RemoteMachine keeps trying to reconnect before failing its calls. */
+const RECONNECT_GIVE_UP_MS = 10_000;
+
+/**
+ * Opens machines by name: `local` through the local daemon (started on demand), others through
+ * the transport their config names, loading only the kernel plugins that provide it.
+ */
+export class Machines {
+  readonly #ctx: MachineContext;
+  #config: Promise<TetherConfig> | undefined;
+  readonly #opened: RemoteMachine[] = [];
+  readonly #kernels: Kernel[] = [];
+  readonly #transports = new Map<string, Promise<{ transport?: Transport; schema?: StandardSchema; reasons: string[] }>>();
+
+  constructor(ctx: MachineContext) {
+    this.#ctx = ctx;
+  }
+
+  /** The local daemon's files. */
+  get localFiles(): DaemonFiles {
+    return daemonFiles(tetherPaths().stateDir);
+  }
+
+  /** The config file's path (from `--config` or the default). */
+  get configPath(): string {
+    return this.#ctx.configPath ?? tetherPaths().configFile;
+  }
+
+  config(): Promise<TetherConfig> {
+    this.#config ??= loadRuntime().then(({ loadConfig }) => loadConfig(this.configPath, this.#ctx.configPath !== undefined));
+    return this.#config;
+  }
+
+  /** `local`, then the configured machines in file order. */
+  async names(): Promise<string[]> {
+    return ['local', ...(await this.config()).machines.map((m) => m.config.name)];
+  }
+
+  async open(name: string, options: { connectTimeoutMs?: number } = {}): Promise<OpenedMachine> {
+    if (name === 'local') return this.#openLocal();
+    const config = await this.config();
+    const configured = config.machines.find((m) => m.config.name === name);
+    if (!configured) {
+      throw new CliError('UNKNOWN_MACHINE', `unknown machine: ${name}`, {
+        hint: `known machines: ${(await this.names()).join(', ')}${config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`}`,
+      });
+    }
+    return this.#openConfigured(configured, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+  }
+
+  /** Closes every machine and kernel opened. */
+  async close(): Promise<void> {
+    await Promise.allSettled(this.#opened.map((m) => m.close()));
+    await Promise.allSettled(this.#kernels.map((k) => k.close()));
+  }
+
+  async #openLocal(): Promise<OpenedMachine> {
+    const { connectLocalDaemon, RemoteMachine, connectWs } = await loadRuntime();
+    const files = this.localFiles;
+    const serveCommand: [string, ...string[]] = [process.execPath, join(this.#ctx.cliRoot, 'bin', 'run.js'), 'daemon', 'serve', '--data-dir', files.dataDir, '--listen', 'none'];
+    if (this.#ctx.configPath !== undefined) serveCommand.push('--config', this.#ctx.configPath);
+    const { channel, token } = await connectLocalDaemon({
+      files,
+      serveCommand,
+      onStarting: () => this.#ctx.onProgress?.('starting the local tether daemon'),
+    });
+    const machine = new RemoteMachine({
+      name: 'local',
+      connect: firstThen(channel, (signal) => connectWs(files.socket, { token, signal })),
+      reconnect: { giveUpAfterMs: RECONNECT_GIVE_UP_MS },
+    });
+    this.#opened.push(machine);
+    return { name: 'local', transport: 'local', machine, isLocal: true };
+  }
+
+  async #openConfigured(configured: ConfiguredMachine, connectTimeoutMs: number): Promise<OpenedMachine> {
+    const { config: machineConfig } = configured;
+    const transport = await this.#transport(configured);
+    const { RemoteMachine } = await loadRuntime();
+    let first: Channel;
+    const timeout = AbortSignal.timeout(connectTimeoutMs);
+    try {
+      first = await transport.connect(machineConfig, timeout);
+    } catch (error) {
+      if (timeout.aborted) {
+        throw new CliError('CONNECTION_LOST', `connection refused: machine ${machineConfig.name} did not answer within ${connectTimeoutMs / 1000}s`, {
+          hint: `check that ${machineConfig.name} is reachable: tether machine check --machine ${machineConfig.name}`,
+          cause: error,
+        });
+      }
+      throw error;
+    }
+    const machine = new RemoteMachine({
+      name: machineConfig.name,
+      connect: firstThen(first, (signal) => transport.connect(machineConfig, signal)),
+      reconnect: { giveUpAfterMs: RECONNECT_GIVE_UP_MS },
+    });
+    this.#opened.push(machine);
+    return { name: machineConfig.name, transport: machineConfig.transport, machine, isLocal: false };
+  }
+
+  /** The machine's transport (its plugins loaded once per transport name), after checking the machine's fields with its schema. */
+  async #transport(configured: ConfiguredMachine): Promise<Transport> {
+    const { config: machine, where } = configured;
+    const name = machine.transport;
+    let pending = this.#transports.get(name);
+    if (!pending) this.#transports.set(name, (pending = this.#loadTransport(name)));
+    const { transport, schema, reasons } = await pending;
+    const config = await this.config();
+    if (!transport) {
+      throw new CliError('TRANSPORT_UNAVAILABLE', `no transport "${name}" is available for machine ${machine.name}${reasons.length > 0 ? `: ${reasons.join('; ')}` : ''}`, {
+        hint:
+          name === 'ssh'
+            ? 'the ssh transport comes with @tether/transport-ssh: install it (tether plugins install @tether/transport-ssh)'
+            : `install a plugin that provides transport "${name}" (tether plugins install <package>), or fix ${where}.transport in ${config.path}`,
+        details: { transport: name },
+      });
+    }
+    if (schema) {
+      const { validateWithSchema, formatIssues } = await loadRuntime();
+      const issue = await validateWithSchema(schema, machine);
+      if (issue) throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, { hint: `fix machine ${machine.name} in ${config.path}` });
+    }
+    return transport;
+  }
+
+  /** Imports the plugins that provide transport `name` into a kernel of their own. */
+  async #loadTransport(name: string): Promise<{ transport?: Transport; schema?: StandardSchema; reasons: string[] }> {
+    const { importKernelPlugins, Transport: TransportToken, WsMachineFields, createKernel, pluginEntries } = await loadRuntime();
+    const declared = declaredKernelPlugins(this.#ctx.packages());
+    const providers = declared.filter((d) => d.transports?.includes(name));
+    // A plugin that did not declare its transports might still provide this one.
+    const candidates: DeclaredKernelPlugin[] = providers.length > 0 ? providers : declared.filter((d) => !d.transports && d.declaredBy !== this.#ctx.cliName);
+    const { loaded, failed } = await importKernelPlugins(candidates);
+    const kernel = await createKernel({ plugins: pluginEntries(loaded, (await this.config()).plugins), markInterruptedLost: false });
+    this.#kernels.push(kernel);
+    const transports = kernel.container.isRegistered(TransportToken, true) ? kernel.container.resolveAll(TransportToken) : [];
+    // The ws transport's package exports no schema for its fields: the CLI has one.
+    const schema = loaded.find((l) => l.machineSchemas[name])?.machineSchemas[name] ?? (name === 'ws' ? WsMachineFields : undefined);
+    return {
+      transport: transports.find((t) => t.name === name),
+      schema,
+      reasons: [...failed.map((f) => f.reason), ...kernel.plugins.failed.map((f) => f.error.message)],
+    };
+  }
+}
+
+/** A connect function that hands out an already open channel first, then opens new ones. */
+function firstThen(first: Channel, next: (signal: AbortSignal) => Promise<Channel>): (signal: AbortSignal) => Promise<Channel> {
+  let pending: Channel | undefined = first;
+  return async (signal) => {
+    const channel = pending;
+    pending = undefined;
+    return channel ?? next(signal);
+  };
+}

@@ -1,0 +1,40 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+/** Where the CLI keeps its files. Every path honours the XDG base-directory variables. */
+export interface TetherPaths {
+  /** The config file: `$XDG_CONFIG_HOME/tether/config.yaml` (default `~/.config/tether/config.yaml`). */
+  readonly configFile: string;
+  /** The local daemon's directory: `$XDG_STATE_HOME/tether` (default `~/.local/state/tether`). */
+  readonly stateDir: string;
+}
+
+/** The local daemon's files inside its data directory. */
+export interface DaemonFiles {
+  readonly dataDir: string;
+  /** Unix socket, mode 0600. */
+  readonly socket: string;
+  /** Token file, mode 0600, created by the daemon on first start. */
+  readonly token: string;
+  /** Pid of the running daemon, written once it serves and removed when it stops. */
+  readonly pid: string;
+  /** Log of a daemon started in the background by the CLI. */
+  readonly log: string;
+}
+
+export function tetherPaths(env: NodeJS.ProcessEnv = process.env): TetherPaths {
+  const home = env['HOME'] || homedir();
+  const configHome = env['XDG_CONFIG_HOME'] || join(home, '.config');
+  const stateHome = env['XDG_STATE_HOME'] || join(home, '.local', 'state');
+  return { configFile: join(configHome, 'tether', 'config.yaml'), stateDir: join(stateHome, 'tether') };
+}
+
+export function daemonFiles(dataDir: string): DaemonFiles {
+  return {
+    dataDir,
+    socket: join(dataDir, 'daemon.sock'),
+    token: join(dataDir, 'token'),
+    pid: join(dataDir, 'daemon.pid'),
+    log: join(dataDir, 'daemon.log'),
+  };
+}

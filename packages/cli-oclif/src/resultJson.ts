@@ -1,0 +1,84 @@
+import { constants } from 'node:os';
+import { durationMs, type ExecutionState } from '@tether/core';
+import { rfc3339 } from './duration.js';
+
+/**
+ * The contract's `result` object (`exec result`, `exec list`). Statuses are `running` and
+ * `finished` as callers expect, plus `queued` while a GPU gate holds an execution.
+ * `end_reason` and `exit_code` appear once it has finished; `signal` (the signal that ended
+ * it) and `error` (why it failed to start or was lost) only when they apply.
+ */
+export interface ResultJson {
+  readonly exec_id: string;
+  readonly machine: string;
+  readonly status: 'queued' | 'running' | 'finished';
+  readonly end_reason?: string;
+  readonly exit_code?: number | null;
+  readonly signal?: string;
+  readonly error?: string;
+  readonly pid: number | null;
+  readonly cmd: string;
+  readonly cwd: string | null;
+  readonly started_at: string | null;
+  readonly finished_at?: string | null;
+  readonly duration_ms: number;
+  readonly stdout_bytes: number;
+  readonly stderr_bytes: number;
+  readonly last_seq: number;
+}
+
+/** `defaultCwd`: where the execution ran when its spec names no cwd (the daemon's cwd). */
+export function resultJson(state: ExecutionState, machine: string, defaultCwd: string | null, now = Date.now()): ResultJson {
+  const finished = state.status === 'finished';
+  return {
+    exec_id: state.id,
+    machine,
+    status: state.status,
+    ...(finished ? { end_reason: state.endReason ?? 'lost', exit_code: state.exitCode } : {}),
+    ...(state.signal ? { signal: state.signal } : {}),
+    ...(state.error ? { error: state.error.message } : {}),
+    pid: state.pid,
+    cmd: commandText(state),
+    cwd: state.spec?.cwd ?? defaultCwd,
+    started_at: rfc3339(state.startedAt),
+    ...(finished ? { finished_at: rfc3339(state.finishedAt) } : {}),
+    duration_ms: durationMs(state, now),
+    stdout_bytes: state.bytes.stdout + state.bytes.pty,
+    stderr_bytes: state.bytes.stderr,
+    last_seq: state.lastSeq,
+  };
+}
+
+/** The command as the user gave it: the shell string, or the argv quoted for a shell. */
+export function commandText(state: ExecutionState): string {
+  const spec = state.spec;
+  if (!spec) return '';
+  if (spec.command !== undefined) return spec.command;
+  return (spec.argv ?? []).map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(' ');
+}
+
+/**
+ * The exit code `exec run` and `exec watch` end with, like a shell would: the command's own
+ * code; 128+N when signal N ended it (cancelled included); 124 when it timed out (as
+ * `timeout(1)`); 127 when it could not start; 255 when it was lost (the daemon restarted).
+ */
+export function commandExitCode(state: ExecutionState): number {
+  switch (state.endReason) {
+    case 'exited':
+      return state.exitCode ?? 0;
+    case 'timed_out':
+      return 124;
+    case 'failed_to_start':
+      return 127;
+    case 'lost':
+      return 255;
+    case 'signaled':
+    case 'cancelled': {
+      if (state.exitCode !== null) return state.exitCode;
+      const number = state.signal ? (constants.signals as Record<string, number>)[state.signal] : undefined;
+      return 128 + (number ?? 15);
+    }
+    default:
+      return 0;
+  }
+}

@@ -1,0 +1,34 @@
+import { readFileSync, statSync } from 'node:fs';
+
+type Runtime = typeof import('./runtime.js');
+
+let loading: Promise<Runtime> | undefined;
+
+/**
+ * The client runtime (see runtime.ts): the one-file bundle written at build time when it is
+ * current, else the plain modules. Set TETHER_NO_BUNDLE=1 to always use the plain modules.
+ */
+export function loadRuntime(): Promise<Runtime> {
+  loading ??= bundleIsCurrent() ? import(new URL('./runtime.bundle.js', import.meta.url).href).catch(() => import('./runtime.js')) : import('./runtime.js');
+  return loading;
+}
+
+/**
+ * The bundle records the build stamps of the packages inside it; if one of them has been
+ * rebuilt since (development), the bundle is stale. In an installed copy the stamps' files do
+ * not exist, and the bundle is used.
+ */
+function bundleIsCurrent(): boolean {
+  if (process.env['TETHER_NO_BUNDLE']) return false;
+  try {
+    const { stamps } = JSON.parse(readFileSync(new URL('./runtime.bundle.json', import.meta.url), 'utf8')) as { stamps: Record<string, number | null> };
+    const packageRoot = new URL('../', import.meta.url);
+    for (const [file, recorded] of Object.entries(stamps)) {
+      const now = statSync(new URL(file, packageRoot), { throwIfNoEntry: false })?.mtimeMs;
+      if (now !== undefined && now !== recorded) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}

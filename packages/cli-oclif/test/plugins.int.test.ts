@@ -1,0 +1,53 @@
+// `tether plugins install <path>` of a third-party plugin (test/fixtures/tether-plugin-loop):
+// its oclif command appears, and its kernel plugin provides the `loop` transport, loaded only
+// for machines that use it, with its own schema for their fields.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDaemon, type Daemon } from '@tether/transport-ws';
+import processPlugin from '@tether/plugin-process';
+import { cliEnv, type CliEnv } from './support.js';
+
+const fixture = fileURLToPath(new URL('./fixtures/tether-plugin-loop', import.meta.url));
+let cli: CliEnv;
+let daemon: Daemon;
+
+beforeAll(async () => {
+  cli = cliEnv('tether-cli-plugins-');
+  mkdirSync(join(cli.root, 'd'));
+  daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir: join(cli.root, 'd'), plugins: [processPlugin] });
+});
+afterAll(async () => {
+  await daemon?.close();
+  await cli?.cleanup();
+});
+
+describe('plugins', () => {
+  it('a machine on a transport nobody provides yet: TRANSPORT_UNAVAILABLE (exit 4)', async () => {
+    cli.writeConfig(`machines:\n  - { name: looped, transport: loop, target: "${daemon.url}", secret_file: "${daemon.tokenFile}" }\n`);
+    const result = await cli.run(['exec', 'run', '--machine', 'looped', '--cmd', 'true']);
+    expect([result.code, result.stdout, result.error().code]).toEqual([4, '', 'TRANSPORT_UNAVAILABLE']);
+    expect(result.error().hint).toMatch(/tether plugins install/);
+  });
+
+  it('installs from a local path; its command and its transport work', async () => {
+    const install = await cli.run(['plugins', 'install', fixture], { timeoutMs: 120_000 });
+    expect(install.code).toBe(0);
+    expect((await cli.run(['plugins'])).stdout).toMatch(/tether-plugin-loop 1\.0\.0/);
+    expect((await cli.run(['loop-hello'])).json()).toEqual({ hello: 'loop' });
+
+    cli.writeConfig(`machines:\n  - { name: looped, transport: loop, target: "${daemon.url}", secret_file: "${daemon.tokenFile}" }\n`);
+    const run = await cli.run(['exec', 'run', '--machine', 'looped', '--cmd', 'echo through the loop']);
+    expect(run.code).toBe(0);
+    expect(run.lines().find((l) => l['type'] === 'log')).toMatchObject({ stream: 'stdout', line: 'through the loop' });
+    expect((await cli.run(['machine', 'check', '--machine', 'looped'])).json()).toMatchObject({ name: 'looped', transport: 'loop', daemon_ok: true, ssh_ok: null });
+  });
+
+  it("validates the machine's fields with the plugin's schema", async () => {
+    cli.writeConfig(`machines:\n  - { name: looped, transport: loop, target: "${daemon.url}" }\n`);
+    const result = await cli.run(['exec', 'run', '--machine', 'looped', '--cmd', 'true']);
+    expect([result.code, result.stdout, result.error().code]).toEqual([3, '', 'CONFIG_INVALID']);
+    expect(result.error().message).toMatch(/machines\[0\]\.secret_file: expected a string/);
+  });
+});
