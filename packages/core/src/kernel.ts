@@ -7,7 +7,7 @@ import { InMemoryEventStore } from './inMemoryEventStore.js';
 import { LocalMachine } from './localMachine.js';
 import type { MachineApi } from './machine.js';
 import { loadPlugins, type PluginEntry, type PluginReport } from './plugin.js';
-import { RemoteMachine } from './protocol/remoteMachine.js';
+import { RemoteMachine, type ReconnectOptions } from './protocol/remoteMachine.js';
 import { Transport, type MachineConfig } from './transport.js';
 
 export interface KernelOptions {
@@ -19,6 +19,8 @@ export interface KernelOptions {
   readonly store?: EventStore;
   /** Options for the `local` machine. */
   readonly local?: { readonly outputHighWaterBytes?: number };
+  /** How remote machines reconnect (a CLI call may want to give up sooner than a long-lived agent). */
+  readonly remote?: { readonly reconnect?: ReconnectOptions };
   /**
    * Mark executions the store holds as running or queued as `lost` at start: with a store that
    * one process owns at a time (LevelDB locks its directory), nothing can still be running them.
@@ -101,7 +103,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       let remote = remotes.get(name);
       if (!remote) {
         const transport = transports.find((t) => t.name === config.transport)!;
-        remote = new RemoteMachine({ name, connect: (signal) => transport.connect(config, signal) });
+        remote = new RemoteMachine({ name, connect: (signal) => transport.connect(config, signal), reconnect: options.remote?.reconnect });
         remotes.set(name, remote);
       }
       return remote;
