@@ -21,6 +21,7 @@ export const DEFAULT_DAEMON_CMD = 'tether daemon serve';
  *   token_file: ~/.local/state/tether/token   # on gpu1, read over SSH
  *   bridge_cmd: tether daemon bridge          # used verbatim when given
  *   daemon_cmd: tether daemon serve           # for `machine up`
+ *   tunnel: true                              # through the CLI's persistent tunnel (default)
  * ```
  */
 export const machineSchema = z.object({
@@ -39,6 +40,11 @@ export const machineSchema = z.object({
   bridge_cmd: z.string().min(1).optional(),
   /** The command that starts the daemon on the machine (for `machine up`). Default `tether daemon serve`. */
   daemon_cmd: z.string().min(1).optional(),
+  /**
+   * With `TunnelTransport` (the CLI's): `false` connects directly from each process instead of
+   * through the persistent local tunnel. Default true. `SshTransport` ignores it.
+   */
+  tunnel: z.boolean().optional(),
 });
 
 export type SshMachineConfig = z.output<typeof machineSchema>;

@@ -4,15 +4,11 @@ const path = z.string().min(1);
 const ms = z.number().int().min(0);
 
 /**
- * The plugin's config (all optional): `SshTransportOptions` as YAML/JSON can state them. Unknown
- * keys are refused, so a typo shows up as a plugin load failure instead of being ignored.
- *
- * ```yaml
- * plugins:
- *   "@tether/transport-ssh": { keepaliveIntervalMs: 15000, idleTimeoutMs: 5000 }
- * ```
+ * How to open SSH connections (`SshConnectOptions` as JSON can state them): where the ssh
+ * config, keys and known_hosts are, and keepalive. Unknown keys are refused. The persistent
+ * tunnel process receives these.
  */
-export const pluginConfig = z.strictObject({
+export const sshOptionsSchema = z.strictObject({
   home: path.optional(),
   configFile: path.nullable().optional(),
   systemConfigFile: path.nullable().optional(),
@@ -23,7 +19,31 @@ export const pluginConfig = z.strictObject({
   keepaliveIntervalMs: ms.optional(),
   keepaliveCountMax: z.number().int().min(1).optional(),
   readyTimeoutMs: ms.optional(),
+});
+
+/**
+ * The plugin's config (all optional): `SshTransportOptions` as YAML/JSON can state them, and the
+ * persistent tunnel's. Unknown keys are refused, so a typo shows up as a plugin load failure
+ * instead of being ignored.
+ *
+ * With `tunnelStateDir`, the plugin's `ssh` transport is a `TunnelTransport`: every connection
+ * goes through a background tunnel process per machine, which keeps one SSH connection open for
+ * the next short-lived process (the CLI sets this). Without it, connections are made in this
+ * process (`SshTransport`), which suits a long-lived process that embeds the kernel.
+ *
+ * ```yaml
+ * plugins:
+ *   "@tether/transport-ssh": { keepaliveIntervalMs: 15000, idleTimeoutMs: 5000 }
+ * ```
+ */
+export const pluginConfig = sshOptionsSchema.extend({
   idleTimeoutMs: ms.optional(),
   handshakeTimeoutMs: ms.optional(),
   maxPayloadBytes: z.number().int().positive().optional(),
+  /** Route connections through persistent tunnel processes whose files live in `<tunnelStateDir>/tunnels/`. Default: no tunnel. */
+  tunnelStateDir: path.optional(),
+  /** A tunnel exits after this long without connections. Default 10 minutes. */
+  tunnelIdleTimeoutMs: ms.optional(),
+  /** Write one JSON line of tunnel telemetry on stderr per connection. Default false. */
+  tunnelVerbose: z.boolean().optional(),
 });

@@ -191,7 +191,12 @@ async function handshake(host: ResolvedSshHost, options: SshConnectOptions, sock
     const onAbort = () => settle(new TetherError('ABORTED', 'connecting was aborted'));
     client.on('error', onError);
     client.once('close', onClose);
-    client.once('ready', () => settle(undefined));
+    client.once('ready', () => {
+      // ssh2 leaves Nagle on: a small request queued behind an unacknowledged one would wait for
+      // the peer's delayed ACK (tens of ms per round trip). OpenSSH turns it off as well.
+      client.setNoDelay(true);
+      settle(undefined);
+    });
     options.signal?.addEventListener('abort', onAbort, { once: true });
     try {
       client.connect(config);

@@ -1,11 +1,10 @@
 import type { Duplex } from 'node:stream';
-import type { ClientChannel } from 'ssh2';
 import { TetherError, isTetherError, type Channel, type MachineConfig, type Transport } from '@tether/core';
 import type { KeepaliveOptions } from '@tether/transport-ws';
-import { DEFAULT_BRIDGE_CMD, DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
+import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
+import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
 import { sshConnect, type SshConnectOptions } from './sshConnect.js';
 import type { SshConnection } from './sshConnection.js';
-import { shellQuote } from './shellQuote.js';
 import { wsOverStream } from './wsOverStream.js';
 
 /** Options of the `ssh` transport: how to connect (see `SshConnectOptions`), and the tunnel's. */
@@ -20,16 +19,12 @@ export interface SshTransportOptions extends Omit<SshConnectOptions, 'signal' | 
   readonly maxPayloadBytes?: number;
 }
 
-/** How a pooled connection reaches the daemon: a forwarded TCP channel, or the bridge command. */
-type Route = 'forward' | 'bridge';
-
-interface Pooled {
+interface Pooled extends DaemonLink {
   readonly ssh: SshConnection;
   channels: number;
   idleTimer?: NodeJS.Timeout;
   /** The daemon token read over this connection, per token file. */
   readonly tokens: Map<string, string>;
-  route?: Route;
 }
 
 /**
@@ -138,7 +133,7 @@ export class SshTransport implements Transport {
       const cached = config.token === undefined && pooled.tokens.has(tokenFile);
       const token = config.token ?? pooled.tokens.get(tokenFile) ?? (await readRemoteToken(ssh, tokenFile, name));
       if (config.token === undefined) pooled.tokens.set(tokenFile, token);
-      const { stream, display, failure } = await this.#openStream(pooled, config, name);
+      const { stream, display, failure } = await openDaemonStream(ssh, pooled, config, name);
       try {
         const channel = await wsOverStream(stream, {
           token,
@@ -160,84 +155,6 @@ export class SshTransport implements Transport {
       }
     }
   }
-
-  /** A byte stream to the daemon: a forwarded TCP channel, or the bridge command's stdio where forwarding is forbidden. */
-  async #openStream(
-    pooled: Pooled,
-    config: SshMachineConfig,
-    name: string,
-  ): Promise<{ stream: ClientChannel; display: string; failure?: (error: unknown) => Promise<TetherError | undefined> }> {
-    const { ssh } = pooled;
-    const port = config.daemon_port;
-    if (pooled.route !== 'bridge') {
-      try {
-        const stream = await ssh.forwardOut('127.0.0.1', port);
-        pooled.route = 'forward';
-        return { stream, display: `127.0.0.1:${port} on ${ssh.where}` };
-      } catch (error) {
-        if (!(isTetherError(error, 'PERMISSION_DENIED') && error.details['reason'] === 'forwarding-prohibited')) {
-          if (isTetherError(error, 'CONNECTION_LOST') && error.details['reason'] === 'connect-failed') {
-            throw new TetherError(
-              'CONNECTION_LOST',
-              `connection refused: no tether daemon listens on 127.0.0.1:${port} on ${ssh.where}; start it with \`tether machine up --machine ${name}\``,
-              { machine: name, reason: 'daemon-not-running' },
-              { cause: error },
-            );
-          }
-          throw error;
-        }
-        pooled.route = 'bridge';
-      }
-    }
-    const command = config.bridge_cmd ?? `${DEFAULT_BRIDGE_CMD} --connect 127.0.0.1:${port}`;
-    const stream = await ssh.exec(command);
-    let stderr = '';
-    stream.stderr.on('data', (chunk: Buffer) => {
-      if (stderr.length < 4096) stderr += chunk.toString('utf8');
-    });
-    const exited = new Promise<number | null>((resolve) => {
-      let code: number | null = null;
-      stream.on('exit', (status: number | null) => (code = status));
-      stream.once('close', () => resolve(code));
-    });
-    // What went wrong is in the bridge's exit status and stderr, which arrive as its channel closes.
-    const failure = async (error: unknown): Promise<TetherError | undefined> => {
-      if (!isTetherError(error, 'CONNECTION_LOST')) return undefined;
-      stream.destroy();
-      const code = await Promise.race([exited, new Promise<'unknown'>((resolve) => setTimeout(() => resolve('unknown'), 2_000).unref())]);
-      const said = stderr.trim().split('\n').slice(-3).join(' | ');
-      return new TetherError(
-        'CONNECTION_LOST',
-        `connection refused: the bridge command \`${command}\` on ${ssh.where} (used because the server forbids TCP forwarding) did not reach the daemon (exit ${code}${said ? `: ${said}` : ''})`,
-        { machine: name, reason: 'bridge-failed', exitCode: code },
-        { cause: error },
-      );
-    };
-    return { stream, display: `the bridge \`${command}\` on ${ssh.where}`, failure };
-  }
-}
-
-/** Reads the daemon token from `file` on the machine (`~` is the remote home). */
-async function readRemoteToken(ssh: SshConnection, file: string, name: string): Promise<string> {
-  const result = await ssh.run(`cat -- ${shellQuote(file, true)}`, { timeoutMs: 20_000 });
-  const token = result.stdout.toString('utf8').trim();
-  if (result.code === 0 && token.length >= 16 && !/\s/.test(token)) return token;
-  const said = result.stderr.toString('utf8').trim();
-  if (/no such file/i.test(said)) {
-    throw new TetherError(
-      'CONNECTION_LOST',
-      `connection refused: there is no daemon token at ${file} on ${ssh.where}: the daemon has not been started there; start it with \`tether machine up --machine ${name}\``,
-      { machine: name, reason: 'no-token', tokenFile: file },
-    );
-  }
-  if (/permission denied/i.test(said)) {
-    throw new TetherError('PERMISSION_DENIED', `cannot read the daemon token ${file} on ${ssh.where} (permission denied)`, { machine: name, tokenFile: file });
-  }
-  throw new TetherError('UNAUTHORIZED', `unauthorized: no usable daemon token in ${file} on ${ssh.where}${said ? ` (${said})` : ''}`, {
-    machine: name,
-    reason: 'bad-token',
-    tokenFile: file,
-  });
 }
 
 function abortable<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {

@@ -77,15 +77,16 @@ export interface Sshd {
 /**
  * Starts `/usr/sbin/sshd -D -e` on 127.0.0.1 (a free port) with a fresh host key, accepting
  * `authorizedKeys` for any user (root included). `extra` lines are appended to sshd_config.
+ * Started again in the same `dir` with the same `port`, it is the same server (same host key).
  */
-export async function startSshd(dir: string, authorizedKeys: readonly string[], extra: readonly string[] = []): Promise<Sshd> {
+export async function startSshd(dir: string, authorizedKeys: readonly string[], extra: readonly string[] = [], options: { port?: number } = {}): Promise<Sshd> {
   // The privilege separation directory; only root can (and needs to) create it.
   await mkdir('/run/sshd', { recursive: true, mode: 0o755 }).catch(() => undefined);
   await mkdir(dir, { recursive: true });
   const hostKeyFile = join(dir, 'host_ed25519');
-  const hostKey = await keygen(hostKeyFile);
+  const hostKey = existsSync(hostKeyFile) ? (await readFile(`${hostKeyFile}.pub`, 'utf8')).trim() : await keygen(hostKeyFile);
   await writeFile(join(dir, 'authorized_keys'), `${authorizedKeys.join('\n')}\n`, { mode: 0o600 });
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const config = [
     `Port ${port}`,
     'ListenAddress 127.0.0.1',
@@ -109,6 +110,7 @@ export async function startSshd(dir: string, authorizedKeys: readonly string[], 
   // -E: the log goes to a file. With -e it would go to stderr, which a session inherits
   // until the command starts: debug lines would leak into the commands' stderr.
   const logFile = join(dir, 'sshd.log');
+  await writeFile(logFile, '');
   const child: ChildProcess = spawn('/usr/sbin/sshd', ['-D', '-E', logFile, '-f', configFile], { stdio: 'ignore' });
   const log = () => readFileSync(logFile, 'utf8');
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -153,6 +155,8 @@ export async function startSshd(dir: string, authorizedKeys: readonly string[], 
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
+        // Frozen, the listener cannot fork a session for a client that reconnects at once.
+        child.kill('SIGSTOP');
         for (const pid of await descendants()) {
           try {
             process.kill(pid, 'SIGKILL');
@@ -161,6 +165,7 @@ export async function startSshd(dir: string, authorizedKeys: readonly string[], 
           }
         }
         child.kill('SIGTERM');
+        child.kill('SIGCONT');
         await exited;
       }
     },
