@@ -72,7 +72,7 @@ export { JsonRpcCodes, RpcErrorNumbers, toRpcError, fromRpcError } from './proto
 export { serveMachine, type RpcServerOptions, type RpcSession } from './protocol/rpcServer.js';
 export { RemoteMachine, type RemoteMachineOptions, type ReconnectOptions } from './protocol/remoteMachine.js';
 export { createChannelPair } from './protocol/memoryChannel.js';
-export { eventToJson, eventFromJson, encodeEventFrame, decodeEventFrame, toBase64, fromBase64 } from './protocol/wire.js';
+export { eventToJson, eventFromJson, encodeEventsFrame, decodeEventsFrame, toBase64, fromBase64 } from './protocol/wire.js';
 export {
   syncDirectory,
   type SyncEndpoint,

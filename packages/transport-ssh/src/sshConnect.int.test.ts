@@ -107,13 +107,19 @@ describe('connecting', () => {
   });
 
   it('notices a server that stopped answering through SSH keepalive', async () => {
+    const before = new Set(await sshdA.sessionPids());
     const ssh = await sshConnect('gpu-a', { ...base(), keepaliveIntervalMs: 100, keepaliveCountMax: 2 });
-    const frozen = await sshdA.sessionPids();
+    // Freeze exactly the processes serving this connection (earlier tests' sessions may still be ending).
+    let frozen: number[] = [];
+    const deadline = Date.now() + 5000;
+    while ((frozen = (await sshdA.sessionPids()).filter((pid) => !before.has(pid))).length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     expect(frozen.length).toBeGreaterThan(0);
     for (const pid of frozen) process.kill(pid, 'SIGSTOP');
     try {
       const why = await ssh.closed;
-      expect(why).toMatchObject({ code: 'CONNECTION_LOST', details: { errno: 'ETIMEDOUT' } });
+      expect(why, String(why)).toMatchObject({ code: 'CONNECTION_LOST', details: { errno: 'ETIMEDOUT' } });
       expect(why!.message).toMatch(/^connection reset by peer: .* stopped answering/);
     } finally {
       for (const pid of frozen) {

@@ -105,8 +105,6 @@ export function isRetrySafe(method: MethodName, params: unknown): boolean {
 
 /** Notifications the server sends. */
 export const NOTIFICATIONS = {
-  /** `{ subscription, event }`: one event of a followed execution (output events travel as binary frames). */
-  event: 'exec/event',
   /** `{ subscription, error? }`: a follow ended (after the terminal event, or with an error). */
   followEnd: 'exec/followEnd',
 } as const;

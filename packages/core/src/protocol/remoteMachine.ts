@@ -26,7 +26,7 @@ import type { Channel } from '../transport.js';
 import { VERSION } from '../version.js';
 import { JsonRpcResponse, fromRpcError, type JsonRpcErrorObject } from './jsonRpc.js';
 import { NOTIFICATIONS, PROTOCOL_VERSION, isRetrySafe, type MethodName, type MethodParams } from './methods.js';
-import { decodeEventFrame, eventFromJson, fromBase64, toBase64 } from './wire.js';
+import { decodeEventsFrame, eventFromJson, fromBase64, toBase64 } from './wire.js';
 
 export interface ReconnectOptions {
   /** First delay after a failed attempt. Default 100 ms. */
@@ -205,8 +205,9 @@ export class RemoteMachine implements MachineApi {
   #onMessage(channel: Channel, message: string | Uint8Array): void {
     try {
       if (typeof message !== 'string') {
-        const { subscription, event } = decodeEventFrame(message);
-        return this.#onEvent(subscription, event);
+        const { subscription, events } = decodeEventsFrame(message);
+        for (const event of events) this.#onEvent(subscription, event);
+        return;
       }
       const parsed = JSON.parse(message) as unknown;
       for (const item of Array.isArray(parsed) ? parsed : [parsed]) this.#onJson(channel, item);
@@ -216,10 +217,7 @@ export class RemoteMachine implements MachineApi {
   }
 
   #onJson(_channel: Channel, item: unknown): void {
-    const notification = item as { method?: unknown; params?: { subscription?: unknown; event?: unknown; error?: JsonRpcErrorObject } };
-    if (notification.method === NOTIFICATIONS.event && typeof notification.params?.subscription === 'string') {
-      return this.#onEvent(notification.params.subscription, eventFromJson(notification.params.event));
-    }
+    const notification = item as { method?: unknown; params?: { subscription?: unknown; error?: JsonRpcErrorObject } };
     if (notification.method === NOTIFICATIONS.followEnd && typeof notification.params?.subscription === 'string') {
       const follow = this.#bySubscription.get(notification.params.subscription);
       if (!follow) return;

@@ -6,7 +6,7 @@ import type { Channel } from '../transport.js';
 import { VERSION } from '../version.js';
 import { JsonRpcCodes, JsonRpcRequest, jsonDepthExceeds, toRpcError, type JsonRpcErrorObject } from './jsonRpc.js';
 import { NOTIFICATIONS, PROTOCOL_VERSION, methods, type MethodName } from './methods.js';
-import { encodeEventFrame, eventToJson, fromBase64, toBase64 } from './wire.js';
+import { encodeEventsFrame, eventToJson, fromBase64, toBase64 } from './wire.js';
 
 export interface RpcServerOptions {
   /** Largest message accepted, in bytes. Default 8 MiB. */
@@ -28,6 +28,10 @@ export interface RpcSession {
   readonly closed: Promise<void>;
   close(): void;
 }
+
+/** A follow's frame carries at most this many events or bytes of output. */
+const FRAME_MAX_EVENTS = 512;
+const FRAME_MAX_BYTES = 1024 * 1024;
 
 type Reply = { jsonrpc: '2.0'; id: string | number | null; result?: unknown; error?: JsonRpcErrorObject };
 interface Outcome {
@@ -121,7 +125,7 @@ export function serveMachine(machine: MachineApi, channel: Channel, options: Rpc
   };
 
   /** Streams a follow; pauses (and later resumes from the store) while the channel is backed up. */
-  function startFollow(subscription: string, execId: string, afterSeq: number): void {
+  function startFollow(subscriptionId: string, execId: string, afterSeq: number): void {
     let last = afterSeq;
     let current: Subscription | undefined;
     let stopped = false;
@@ -131,12 +135,13 @@ export function serveMachine(machine: MachineApi, channel: Channel, options: Rpc
       current?.unsubscribe();
       if (waiting) clearTimeout(waiting);
     };
-    follows.set(subscription, { stop });
+    follows.set(subscriptionId, { stop });
     const end = (error?: unknown) => {
       if (stopped) return;
       stop();
-      follows.delete(subscription);
-      send({ jsonrpc: '2.0', method: NOTIFICATIONS.followEnd, params: error === undefined ? { subscription } : { subscription, error: toRpcError(error) } });
+      follows.delete(subscriptionId);
+      const params = error === undefined ? { subscription: subscriptionId } : { subscription: subscriptionId, error: toRpcError(error) };
+      send({ jsonrpc: '2.0', method: NOTIFICATIONS.followEnd, params });
     };
     const resumeWhenDrained = () => {
       if (stopped) return;
@@ -144,24 +149,44 @@ export function serveMachine(machine: MachineApi, channel: Channel, options: Rpc
       else pump();
     };
     const pump = () => {
+      let subscription: Subscription | undefined;
       let pausing = false;
-      current = machine.exec.follow(execId, last).subscribe({
+      const pause = () => {
+        pausing = true;
+        subscription?.unsubscribe(); // undefined during a synchronous replay: unsubscribed below
+        waiting = setTimeout(resumeWhenDrained, 5);
+      };
+      // Events that arrive together (a replay page, a burst of output) leave in one frame.
+      let batch: StoredEvent[] = [];
+      let batchBytes = 0;
+      const flush = () => {
+        if (batch.length === 0) return;
+        const events = batch;
+        batch = [];
+        batchBytes = 0;
+        send(encodeEventsFrame(subscriptionId, events));
+        if (!pausing && channel.bufferedAmount > highWater) pause();
+      };
+      subscription = machine.exec.follow(execId, last).subscribe({
         next: (event: StoredEvent) => {
           if (pausing || stopped) return;
           last = event.seq;
-          if (event.type === 'OutputProduced') send(encodeEventFrame(subscription, event));
-          else send({ jsonrpc: '2.0', method: NOTIFICATIONS.event, params: { subscription, event: eventToJson(event) } });
-          if (channel.bufferedAmount > highWater) {
-            pausing = true;
-            queueMicrotask(() => {
-              current?.unsubscribe();
-              resumeWhenDrained();
-            });
-          }
+          if (batch.length === 0) queueMicrotask(flush);
+          batch.push(event);
+          batchBytes += event.type === 'OutputProduced' ? event.data.data.byteLength : 64;
+          if (batch.length >= FRAME_MAX_EVENTS || batchBytes >= FRAME_MAX_BYTES) flush();
         },
-        error: (error: unknown) => !pausing && end(error),
-        complete: () => !pausing && end(),
+        error: (error: unknown) => {
+          flush();
+          if (!pausing) end(error);
+        },
+        complete: () => {
+          flush();
+          if (!pausing) end();
+        },
       });
+      if (pausing) subscription.unsubscribe();
+      current = subscription;
     };
     pump();
   }
