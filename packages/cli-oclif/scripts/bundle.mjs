@@ -13,7 +13,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const out = `${root}dist/runtime.bundle.js`;
 const stampsFile = `${root}dist/runtime.bundle.json`;
 /** Workspace projects whose built output goes into the bundle (relative to this package). */
-const projects = ['.', '../core', '../transport-ws'];
+const projects = ['.', '../core', '../transport-ws', '../../plugins/filesystem'];
 
 let rolldown;
 try {

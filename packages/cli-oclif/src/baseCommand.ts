@@ -1,4 +1,4 @@
-import { Command, Flags, ux } from '@oclif/core';
+import { Command, Flags, ux, type Interfaces } from '@oclif/core';
 import { describeError, type ErrorContext } from './cliError.js';
 import type { Machines, OpenedMachine } from './machines.js';
 import { writeJson } from './output.js';
@@ -15,6 +15,10 @@ export abstract class TetherCommand extends Command {
       description: 'config file (default: $XDG_CONFIG_HOME/tether/config.yaml, i.e. ~/.config/tether/config.yaml)',
       helpGroup: 'GLOBAL',
     }),
+    verbose: Flags.boolean({
+      description: 'say more on stderr: one JSON line per SSH tunnel connection ({"tunnel":{…}})',
+      helpGroup: 'GLOBAL',
+    }),
   };
 
   /** What the error hint may mention (the machine in use, the config file…). */
@@ -22,6 +26,17 @@ export abstract class TetherCommand extends Command {
   #machines: Machines | undefined;
   #configPath: string | undefined;
   #spinning = false;
+  #verbose = false;
+
+  /** Parses as oclif does, and remembers the global `--verbose` (the generics are oclif's FlagOutput/ArgOutput, which it does not export). */
+  protected override async parse<F extends Record<string, any>, B extends Record<string, any>, A extends Record<string, any>>(
+    options?: Interfaces.Input<F, B, A>,
+    argv?: string[],
+  ): Promise<Interfaces.ParserOutput<F, B, A>> {
+    const output = await super.parse(options, argv);
+    this.#verbose = (output.flags as { verbose?: unknown }).verbose === true;
+    return output;
+  }
 
   /** Print one JSON object (or one JSON line of a stream) on stdout. */
   protected emit(value: unknown): void {
@@ -48,6 +63,7 @@ export abstract class TetherCommand extends Command {
         cliName: this.config.name,
         packages: () => this.config.getPluginsList(),
         onProgress: (message) => this.progress(message),
+        verbose: this.#verbose,
       });
       this.errorContext.configFile ??= this.#machines.configPath;
       this.errorContext.daemonLog = this.#machines.localFiles.log;

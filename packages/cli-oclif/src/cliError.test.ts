@@ -22,6 +22,18 @@ describe('describeError', () => {
     expect(describeError(lost, { machine: 'gpu1' }).json.error.hint).toMatch(/machine check --machine gpu1/);
   });
 
+  it('gives the command that fixes a host key refused by the ssh transport as the hint', () => {
+    const unknown = new TetherError('UNAUTHORIZED', 'unauthorized: the host key of [10.0.0.5]:2222 is not known', {
+      reason: 'host-key-unknown',
+      fingerprint: 'SHA256:abc',
+      command: 'ssh-keyscan -p 2222 10.0.0.5 >> ~/.ssh/known_hosts',
+    });
+    expect(describeError(unknown, { machine: 'gpu1', transport: 'ssh' }).json.error.hint).toBe('if SHA256:abc is the host\'s key, trust it with: ssh-keyscan -p 2222 10.0.0.5 >> ~/.ssh/known_hosts');
+    const changed = new TetherError('UNAUTHORIZED', 'unauthorized: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED', { reason: 'host-key-changed', command: 'ssh-keygen -R gpu1' });
+    expect(describeError(changed, { machine: 'gpu1', transport: 'ssh' }).json.error.hint).toMatch(/^if the host key was changed on purpose, remove the old one with: ssh-keygen -R gpu1/);
+    expect(describeError(new TetherError('UNAUTHORIZED', 'refused every key', { reason: 'auth-failed' }), { machine: 'gpu1', transport: 'ssh' }).json.error.hint).toMatch(/without a password/);
+  });
+
   it('recognises a CliError from another copy of this module (the runtime bundle) by its brand', () => {
     const foreign = Object.assign(new Error('bad field'), { [Symbol.for('tether.CliError')]: true, code: 'CONFIG_INVALID', hint: 'fix it', details: {} });
     expect(describeError(foreign)).toEqual({ json: { error: { code: 'CONFIG_INVALID', message: 'bad field', hint: 'fix it' } }, exitCode: 3 });

@@ -170,6 +170,12 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
         ? `the local daemon is not answering: see tether daemon status${context.daemonLog ? ` and ${context.daemonLog}` : ''}`
         : `check that the machine is reachable and its daemon runs: tether machine check --machine ${machine}`;
     case 'UNAUTHORIZED':
+      // The ssh transport says exactly how to trust (or re-check) a host key.
+      if (typeof details['reason'] === 'string' && details['reason'].startsWith('host-key-') && typeof details['command'] === 'string') {
+        return details['reason'] === 'host-key-unknown'
+          ? `if ${String(details['fingerprint'] ?? 'the fingerprint in the message')} is the host's key, trust it with: ${details['command']}`
+          : `if the host key was changed on purpose, remove the old one with: ${details['command']} (then trust the new one)`;
+      }
       if (viaLocal) return 'the local daemon refused the token: restart it with tether daemon stop (it starts again on the next command)';
       if (context.transport === 'ssh') return `check that "ssh" reaches ${machine} without a password (ssh-agent or an identity file, host key in known_hosts), and its token_file`;
       return `check the token or token_file of machine ${machine} in the config file`;

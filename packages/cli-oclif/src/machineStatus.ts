@@ -1,5 +1,11 @@
 import { CliError, describeError } from './cliError.js';
 import type { Machines } from './machines.js';
+import { sshMachine } from './sshMachine.js';
+
+/** Failures that happen after the SSH login succeeded: the machine is reachable, its daemon is not. */
+const AFTER_LOGIN = new Set(['daemon-not-running', 'no-token', 'bad-token', 'bridge-failed']);
+/** Failures of the SSH login itself (`host-key-*` too). */
+const LOGIN_FAILED = new Set(['auth-failed', 'key-encrypted', 'no-identity', 'agent-failed', 'proxy-command']);
 
 /** `machine check` / `machine list`: one machine's health, as the contract prints it. */
 export interface MachineStatus {
@@ -44,17 +50,41 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
     };
   } catch (error) {
     const { json } = describeError(error, { machine: name });
-    const sshOk = (error as { details?: { sshOk?: unknown } }).details?.sshOk;
     return {
       name,
       transport,
-      ssh_ok: transport === 'ssh' ? (typeof sshOk === 'boolean' ? sshOk : false) : null,
+      ssh_ok: transport === 'ssh' ? await sshWorks(machines, name, error, deadline) : null,
       daemon_ok: false,
       latency_ms: null,
       checked_at: checkedAt,
       error: json.error.message,
       failure: error,
     };
+  }
+}
+
+/**
+ * Whether SSH itself works when reaching the daemon failed: from the failure's reason when it
+ * tells (a daemon that is not running is only found after logging in), else by logging in alone
+ * within what is left of the time. When the daemon answered, SSH evidently worked.
+ */
+async function sshWorks(machines: Machines, name: string, error: unknown, deadline: number): Promise<boolean> {
+  const details = (error as { details?: Readonly<Record<string, unknown>> }).details ?? {};
+  if (typeof details['sshOk'] === 'boolean') return details['sshOk'];
+  const reason = details['reason'];
+  if (typeof reason === 'string') {
+    if (AFTER_LOGIN.has(reason)) return true;
+    if (LOGIN_FAILED.has(reason) || reason.startsWith('host-key-')) return false;
+  }
+  const left = deadline - Date.now();
+  if (left <= 0) return false;
+  try {
+    const target = await sshMachine(machines, name, 'machine check');
+    const connection = await target.ssh.sshConnect(target.config.ssh, { ...target.connectOptions, forwardAgent: false, readyTimeoutMs: left, signal: AbortSignal.timeout(left) });
+    connection.close();
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -18,6 +18,8 @@ export interface MachineContext {
   readonly packages: () => Iterable<PackageInfo>;
   /** Told when something slow starts (a spinner shows it on a terminal). */
   readonly onProgress?: (message: string) => void;
+  /** `--verbose`: ssh tunnels print one JSON line of telemetry per connection on stderr. Default false. */
+  readonly verbose?: boolean;
 }
 
 /** A machine ready for calls. */
@@ -33,6 +35,8 @@ export interface OpenedMachine {
 const CONNECT_TIMEOUT_MS = 10_000;
 /** After a drop, how long a RemoteMachine keeps trying to reconnect before failing its calls. */
 const RECONNECT_GIVE_UP_MS = 10_000;
+/** The first-party ssh transport, whose connections the CLI routes through persistent tunnels. */
+const SSH_PLUGIN = '@tether/transport-ssh';
 
 /**
  * Opens machines by name: `local` through the local daemon (started on demand), others through
@@ -43,6 +47,7 @@ export class Machines {
   #config: Promise<TetherConfig> | undefined;
   readonly #opened: RemoteMachine[] = [];
   readonly #kernels: Kernel[] = [];
+  readonly #closables: Array<{ close(): void }> = [];
   readonly #transports = new Map<string, Promise<{ transport?: Transport; schema?: StandardSchema; reasons: string[] }>>();
 
   constructor(ctx: MachineContext) {
@@ -71,6 +76,11 @@ export class Machines {
 
   async open(name: string, options: { connectTimeoutMs?: number } = {}): Promise<OpenedMachine> {
     if (name === 'local') return this.#openLocal();
+    return this.#openConfigured(await this.configured(name), options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+  }
+
+  /** A configured machine by name (not `local`); `UNKNOWN_MACHINE` when the config has none. */
+  async configured(name: string): Promise<ConfiguredMachine> {
     const config = await this.config();
     const configured = config.machines.find((m) => m.config.name === name);
     if (!configured) {
@@ -78,13 +88,14 @@ export class Machines {
         hint: `known machines: ${(await this.names()).join(', ')}${config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`}`,
       });
     }
-    return this.#openConfigured(configured, options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS);
+    return configured;
   }
 
   /** Closes every machine and kernel opened. */
   async close(): Promise<void> {
     await Promise.allSettled(this.#opened.map((m) => m.close()));
     await Promise.allSettled(this.#kernels.map((k) => k.close()));
+    for (const closable of this.#closables) closable.close();
   }
 
   async #openLocal(): Promise<OpenedMachine> {
@@ -165,16 +176,51 @@ export class Machines {
     // A plugin that did not declare its transports might still provide this one.
     const candidates: DeclaredKernelPlugin[] = providers.length > 0 ? providers : declared.filter((d) => !d.transports && d.declaredBy !== this.#ctx.cliName);
     const { loaded, failed } = await importKernelPlugins(candidates);
-    const kernel = await createKernel({ plugins: pluginEntries(loaded, (await this.config()).plugins), markInterruptedLost: false });
+    const configs = { ...(await this.config()).plugins };
+    const tunnelled = name === 'ssh' && loaded.some((l) => l.plugin.name === SSH_PLUGIN) && this.#useTunnels(configs);
+    const kernel = await createKernel({ plugins: pluginEntries(loaded, configs), markInterruptedLost: false });
     this.#kernels.push(kernel);
     const transports = kernel.container.isRegistered(TransportToken, true) ? kernel.container.resolveAll(TransportToken) : [];
     // The ws transport's package exports no schema for its fields: the CLI has one.
     const schema = loaded.find((l) => l.machineSchemas[name])?.machineSchemas[name] ?? (name === 'ws' ? WsMachineFields : undefined);
+    let transport = transports.find((t) => t.name === name);
+    if (transport && tunnelled) transport = await this.#withDirectFallback(transport, configs[SSH_PLUGIN]);
     return {
-      transport: transports.find((t) => t.name === name),
+      transport,
       schema,
       reasons: [...failed.map((f) => f.reason), ...kernel.plugins.failed.map((f) => f.error.message)],
     };
+  }
+
+  /**
+   * Every CLI call is a new process: the ssh plugin is told to go through persistent tunnels
+   * (one background process per machine, kept for the next calls) by giving it a
+   * `tunnelStateDir`, unless the config's `plugins:` section already chose one.
+   * `TETHER_SSH_TUNNEL=0` connects directly instead. Returns whether tunnels are on.
+   */
+  #useTunnels(configs: Record<string, unknown>): boolean {
+    if (process.env['TETHER_SSH_TUNNEL'] === '0') return false;
+    const own = configs[SSH_PLUGIN] ?? {};
+    if (typeof own !== 'object' || own === null || Array.isArray(own)) return false; // the plugin reports its bad config
+    const record = own as Record<string, unknown>;
+    configs[SSH_PLUGIN] = {
+      ...record,
+      tunnelStateDir: record['tunnelStateDir'] ?? tetherPaths().stateDir,
+      ...(this.#ctx.verbose ? { tunnelVerbose: true } : {}),
+    };
+    return true;
+  }
+
+  /** The tunnel transport, with a direct SSH connection from this process when a tunnel cannot be started. */
+  async #withDirectFallback(transport: Transport, pluginConfig: unknown): Promise<Transport> {
+    const ssh = await import('@tether/transport-ssh');
+    if (!(transport instanceof ssh.TunnelTransport)) return transport;
+    const { TunnelFallbackTransport } = await import('./tunnelFallback.js');
+    const parsed = ssh.pluginConfig.parse(pluginConfig ?? {});
+    const { tunnelStateDir: _dir, tunnelIdleTimeoutMs: _idle, tunnelVerbose: _verbose, ...direct } = parsed;
+    const fallback = new TunnelFallbackTransport(transport, () => new ssh.SshTransport(direct), { verbose: this.#ctx.verbose ?? false });
+    this.#closables.push(fallback);
+    return fallback;
   }
 }
 

@@ -45,6 +45,10 @@ describe('help and the manifest', () => {
         'gpu:wait',
         'machine:check',
         'machine:list',
+        'machine:ssh',
+        'machine:up',
+        'sync:pull',
+        'sync:push',
       ].sort(),
     );
     for (const id of ids) {

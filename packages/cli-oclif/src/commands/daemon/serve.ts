@@ -3,13 +3,13 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TetherCommand } from '../../baseCommand.js';
 import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginEntries } from '../../kernelPlugins.js';
-import { daemonFiles, tetherPaths } from '../../paths.js';
+import { daemonFiles, tetherPaths, type DaemonFiles } from '../../paths.js';
 
 export default class DaemonServe extends TetherCommand {
   static override summary = 'Run the tether daemon in the foreground.';
   static override description = `Serves this machine to tether clients: always on the Unix socket <data-dir>/daemon.sock (mode 0600), and on --listen (default 127.0.0.1:7337: loopback TCP, which the ssh transport reaches through SSH; clients need the token). Executions are recorded in <data-dir>/events (LevelDB). Logs JSON lines to stderr; prints {"ok","pid","data_dir","socket","urls","token_file"} on stdout once serving. SIGTERM or SIGINT stops it gracefully (running executions are cancelled).
 
-The CLI starts this in the background by itself for the machine "local"; run it by hand to serve other machines over TCP, or to watch its log.`;
+The CLI starts this in the background by itself for the machine "local" (Unix socket only). When such a daemon already holds the data dir, "daemon serve --listen ADDR" does not fail on the store's lock: it serves ADDR for that daemon (same token, same checks) until that daemon stops, and prints "attached_to": its pid. Run it by hand to serve other machines over TCP, or to watch its log.`;
   static override examples = [
     { description: 'Serve this machine on its Unix socket and 127.0.0.1:7337', command: '<%= config.bin %> daemon serve' },
     { description: 'Unix socket only (what the CLI starts in the background for "local")', command: '<%= config.bin %> daemon serve --listen none' },
@@ -40,20 +40,50 @@ The CLI starts this in the background by itself for the machine "local"; run it 
 
     const { startDaemon } = await import('@tether/transport-ws');
     const extra = flags.listen === 'none' || resolve(flags.listen) === files.socket || flags.listen === `unix:${files.socket}` ? [] : [flags.listen];
-    const daemon = await startDaemon({
-      listen: files.socket,
-      alsoListen: extra,
-      dataDir: files.dataDir,
-      tokenFile: flags['token-file'],
-      plugins: pluginEntries(loaded, configs),
-      handleSignals: true,
-      log,
-    });
+    let daemon;
+    try {
+      daemon = await startDaemon({
+        listen: files.socket,
+        alsoListen: extra,
+        dataDir: files.dataDir,
+        tokenFile: flags['token-file'],
+        plugins: pluginEntries(loaded, configs),
+        handleSignals: true,
+        log,
+      });
+    } catch (error) {
+      const { isTetherError } = await import('@tether/core');
+      if (!isTetherError(error, 'STORE_LOCKED') || extra.length === 0) throw error;
+      return this.#serveForRunningDaemon(files, extra, flags['token-file'], log, error);
+    }
     await writeFile(files.pid, `${process.pid}\n`, { mode: 0o600 });
     log({ level: 'info', msg: 'serving', pid: process.pid, urls: daemon.urls, plugins: daemon.kernel.plugins.loaded });
     this.emit({ ok: true, pid: process.pid, data_dir: files.dataDir, socket: files.socket, urls: daemon.urls, token_file: daemon.tokenFile ?? null });
     await daemon.closed;
     // Leave a pid file that a newer daemon has written since.
     if ((await readFile(files.pid, 'utf8').catch(() => '')).trim() === String(process.pid)) await rm(files.pid, { force: true });
+  }
+
+  /**
+   * Another daemon holds the data dir (the one started for "local" listens on the Unix socket
+   * only): serve --listen for it, so `machine up` and the ssh transport reach it on its TCP port.
+   */
+  async #serveForRunningDaemon(files: DaemonFiles, listen: string[], tokenFile: string | undefined, log: (entry: Record<string, unknown>) => void, locked: unknown): Promise<void> {
+    const { attachToDaemon } = await import('../../daemonAttach.js');
+    let attached;
+    try {
+      attached = await attachToDaemon({ files, listen, tokenFile, log });
+    } catch (error) {
+      log({ level: 'warn', msg: 'another daemon holds the data dir, and it does not answer on its socket', socket: files.socket, error: error instanceof Error ? error.message : String(error) });
+      throw locked;
+    }
+    const stop = () => void attached.close();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    const pid = (await readFile(files.pid, 'utf8').catch(() => '')).trim();
+    const attachedTo = /^\d+$/.test(pid) ? Number(pid) : null;
+    log({ level: 'info', msg: 'another daemon serves this data dir: serving it on the listen address', pid: process.pid, daemon_pid: attachedTo, urls: attached.urls });
+    this.emit({ ok: true, pid: process.pid, data_dir: files.dataDir, socket: files.socket, urls: attached.urls, token_file: tokenFile ?? files.token, attached_to: attachedTo });
+    await attached.closed;
   }
 }
