@@ -272,10 +272,10 @@ export class LevelEventStore implements EventStore {
       const events: StoredEvent[] = [];
       let bytes = 0;
       try {
-        // With a byte bound, take small steps so a page of large events stops near the bound.
-        const step = Number.isFinite(maxBytes) ? 16 : 1000;
+        // nextv stops at the iterator's highWaterMarkBytes too, so a page of large events
+        // over-reads by at most that much past `maxBytes`.
         reading: for (;;) {
-          const entries = await iterator.nextv(step);
+          const entries = await iterator.nextv(1000);
           if (entries.length === 0) break;
           for (const [key, value] of entries) {
             const event = decodeEvent(key, value);
