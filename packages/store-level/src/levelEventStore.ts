@@ -80,6 +80,8 @@ export interface LevelEventStoreStats {
 const DEFAULT_CAP = 1024 ** 3;
 const DEFAULT_BATCH_BYTES = 1024 ** 2;
 const DEFAULT_SYNC_MS = 100;
+/** A quick batch (see `#openBatch`) stops taking appends once it holds this many bytes. */
+const QUICK_BATCH_BYTES = 64 * 1024;
 const FOLLOW_PAGE = 2048;
 /** A follow's replay page also stops at about this much output. */
 const FOLLOW_PAGE_BYTES = 4 * 1024 ** 2;
@@ -114,6 +116,8 @@ interface StreamEntry {
   checkpoint: ExecutionState | undefined;
   durableSeq: number;
   unwritten: number;
+  /** The batch of the stream's last append, until that batch is written. */
+  lastBatch: GroupBatch | undefined;
   /** Where the stream sits in the list index once the queued batches are written. */
   indexed: { readonly requestedAt: number | null; readonly status: ExecutionStatus } | undefined;
 }
@@ -131,11 +135,14 @@ class GroupBatch {
   readonly published: Array<readonly [StreamEntry, StoredEvent[]]> = [];
   bytes = 0;
   sync = false;
+  /** In the queue, not yet taken by the pump. */
+  queued = true;
   readonly done: Promise<void>;
   resolve!: () => void;
   reject!: (error: unknown) => void;
 
-  constructor() {
+  /** A small batch queued ahead of the others (see `#openBatch`). */
+  constructor(readonly quick = false) {
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -163,7 +170,7 @@ const ignore = (): void => undefined;
  * ```ts
  * const store = await LevelEventStore.open('/var/lib/tether/events');
  * await store.append('exec-1', [{ type: 'ExecutionRequested', data: { spec } }]);
- * store.follow('exec-1').subscribe(console.log);
+ * store.follow('exec-1').subscribe((event) => handle(event));
  * await store.close();
  * ```
  *
@@ -451,6 +458,7 @@ export class LevelEventStore implements EventStore {
       checkpoint: snapshot?.state,
       durableSeq: snapshot?.state.lastSeq ?? 0,
       unwritten: 0,
+      lastBatch: undefined,
       indexed: snapshot ? { requestedAt: snapshot.state.requestedAt, status: snapshot.state.status } : undefined,
     };
     this.#entries.set(stream, entry);
@@ -475,8 +483,9 @@ export class LevelEventStore implements EventStore {
     for (const event of stored) state = evolve(state, event);
     entry.state = state;
     entry.pendingDropped = capped.pendingDropped;
-    const batch = this.#openBatch(entry.unwritten === 0);
+    const batch = this.#openBatch(entry);
     entry.unwritten++;
+    entry.lastBatch = batch;
 
     for (const event of stored) {
       const { key, value } = encodeEvent(entry.prefix, event);
@@ -520,20 +529,32 @@ export class LevelEventStore implements EventStore {
   }
 
   /**
-   * The batch an append joins: the last queued one, until it holds `groupCommitBytes`. A stream
-   * with nothing queued may join the first queued batch instead: order only matters within a
-   * stream, and this keeps a quiet execution's start and exit from waiting behind megabytes of
-   * another execution's output.
+   * The batch an append joins. Order only matters within a stream, so a stream with nothing
+   * queued goes into a quick batch at the front of the queue, and a stream whose last append is
+   * in a quick batch joins it while it is small: a quiet execution's request, start and exit
+   * wait for the write in flight and one small write, not behind megabytes of another
+   * execution's output. Everything else joins the last queued batch until it holds
+   * `groupCommitBytes`.
    */
-  #openBatch(streamIdle: boolean): GroupBatch {
-    const head = this.#queue[0];
-    if (streamIdle && head) return head;
+  #openBatch(entry: StreamEntry): GroupBatch {
+    const last = entry.lastBatch?.queued ? entry.lastBatch : undefined;
+    if (last === undefined) {
+      const head = this.#queue[0];
+      if (head?.quick && head.bytes < QUICK_BATCH_BYTES) return head;
+      return this.#newBatch(true);
+    }
+    if (last.quick && last.bytes < QUICK_BATCH_BYTES) return last;
     const tail = this.#queue.at(-1);
-    if (tail && tail.bytes < this.#batchBytes) return tail;
-    const batch = new GroupBatch();
+    if (tail && !tail.quick && tail.bytes < this.#batchBytes) return tail;
+    return this.#newBatch(false);
+  }
+
+  #newBatch(quick: boolean): GroupBatch {
+    const batch = new GroupBatch(quick);
     batch.sync = this.#syncNext;
     this.#syncNext = false;
-    this.#queue.push(batch);
+    if (quick) this.#queue.unshift(batch);
+    else this.#queue.push(batch);
     return batch;
   }
 
@@ -552,7 +573,10 @@ export class LevelEventStore implements EventStore {
     if (this.#writing) return;
     this.#writing = true;
     try {
-      for (let batch = this.#queue.shift(); batch; batch = this.#queue.shift()) await this.#write(batch);
+      for (let batch = this.#queue.shift(); batch; batch = this.#queue.shift()) {
+        batch.queued = false;
+        await this.#write(batch);
+      }
     } finally {
       this.#writing = false;
     }
@@ -577,7 +601,10 @@ export class LevelEventStore implements EventStore {
       entry.written = snapshot;
       this.#unsynced.add(entry);
     }
-    for (const [entry, count] of batch.appends) entry.unwritten -= count;
+    for (const [entry, count] of batch.appends) {
+      entry.unwritten -= count;
+      if (entry.lastBatch === batch) entry.lastBatch = undefined;
+    }
     if (batch.sync) {
       // A sync write fsyncs LevelDB's log, and with it every write before it.
       this.#stats.syncWrites++;
@@ -681,7 +708,10 @@ export class LevelEventStore implements EventStore {
     );
     this.#failure ??= failure;
     batch.reject(failure);
-    for (const queued of this.#queue.splice(0)) queued.reject(failure);
+    for (const queued of this.#queue.splice(0)) {
+      queued.queued = false;
+      queued.reject(failure);
+    }
   }
 
   // --- helpers -----------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 import type { Duplex } from 'node:stream';
-import WebSocket from 'ws';
-import { TetherError, type Channel } from '@tether/core';
-import { wsChannel, type KeepaliveOptions } from '@tether/transport-ws';
+import type { Channel } from '@tether/core';
+import { connectWs, type KeepaliveOptions } from '@tether/transport-ws';
 
 /** Options of `wsOverStream`. */
 export interface WsOverStreamOptions {
@@ -20,8 +19,6 @@ export interface WsOverStreamOptions {
   readonly signal?: AbortSignal;
 }
 
-const MiB = 1024 * 1024;
-
 /**
  * Runs the daemon's WebSocket protocol over an already open byte stream (an SSH forwarded
  * channel, or the stdin/stdout of a bridge command) and returns it as a `Channel`.
@@ -30,49 +27,6 @@ const MiB = 1024 * 1024;
  * stream closes before the upgrade or the peer does not speak WebSocket.
  */
 export function wsOverStream(stream: Duplex, options: WsOverStreamOptions): Promise<Channel> {
-  const { signal, display } = options;
-  return new Promise<Channel>((resolve, reject) => {
-    if (signal?.aborted) {
-      stream.destroy();
-      return reject(new TetherError('ABORTED', 'connecting was aborted'));
-    }
-    const socket = new WebSocket(options.url ?? 'ws://127.0.0.1/', {
-      createConnection: () => stream as never,
-      headers: { Authorization: `Bearer ${options.token}` },
-      handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
-      maxPayload: options.maxPayloadBytes ?? 256 * MiB,
-      perMessageDeflate: false,
-      followRedirects: false,
-    });
-    let settled = false;
-    const fail = (error: TetherError) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      socket.removeAllListeners('open');
-      socket.on('error', () => undefined);
-      socket.terminate();
-      stream.destroy();
-      reject(error);
-    };
-    const onAbort = () => fail(new TetherError('ABORTED', 'connecting was aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    socket.once('unexpected-response', (_request, response) => {
-      const status = response.statusCode ?? 0;
-      response.resume();
-      if (status === 401) fail(new TetherError('UNAUTHORIZED', `unauthorized: the daemon at ${display} refused the token`, { status }));
-      else if (status === 403) fail(new TetherError('UNAUTHORIZED', `unauthorized: the daemon at ${display} refused the request (403)`, { status }));
-      else fail(new TetherError('CONNECTION_LOST', `connection refused: ${display} answered HTTP ${status} instead of a WebSocket upgrade`, { status }));
-    });
-    socket.once('error', (error: Error) =>
-      fail(new TetherError('CONNECTION_LOST', `connection reset by peer: the WebSocket to ${display} failed (${error.message})`, {}, { cause: error })),
-    );
-    socket.once('open', () => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      resolve(wsChannel(socket, options.keepalive));
-    });
-  });
+  const { url = 'ws://127.0.0.1/', ...rest } = options;
+  return connectWs(url, { ...rest, stream });
 }

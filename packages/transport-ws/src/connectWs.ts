@@ -1,4 +1,5 @@
 import { isAbsolute } from 'node:path';
+import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { TetherError, type Channel } from '@tether/core';
 import { checkToken } from './daemonToken.js';
@@ -17,6 +18,14 @@ export interface ConnectWsOptions {
   readonly keepalive?: KeepaliveOptions;
   /** Aborts the attempt (`ABORTED`). */
   readonly signal?: AbortSignal;
+  /**
+   * Speak WebSocket over this already open byte stream (an SSH forwarded channel, a bridge
+   * command's stdin/stdout) instead of dialing `url`; `url` then only names the request (its
+   * host is what the daemon's Host check sees). The stream is destroyed if the upgrade fails.
+   */
+  readonly stream?: Duplex;
+  /** How messages name the daemon. Default: derived from `url`. */
+  readonly display?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -31,12 +40,17 @@ const MiB = 1024 * 1024;
  * `INVALID_ARGUMENT` for a malformed URL or a URL that carries credentials.
  */
 export function connectWs(url: string, options: ConnectWsOptions): Promise<Channel> {
-  const target = parseDaemonUrl(url);
+  const parsed = parseDaemonUrl(url);
+  const target = { ...parsed, display: options.display ?? parsed.display };
   checkToken(options?.token, 'the daemon token');
-  const { signal } = options;
+  const { signal, stream } = options;
   return new Promise<Channel>((resolve, reject) => {
-    if (signal?.aborted) return reject(new TetherError('ABORTED', 'connecting was aborted'));
+    if (signal?.aborted) {
+      stream?.destroy();
+      return reject(new TetherError('ABORTED', 'connecting was aborted'));
+    }
     const socket = new WebSocket(target.wsUrl, {
+      ...(stream ? { createConnection: () => stream as never } : {}),
       headers: { Authorization: `Bearer ${options.token}` },
       ca: options.ca as string | Buffer | Array<string | Buffer> | undefined,
       handshakeTimeout: options.handshakeTimeoutMs ?? 10_000,
@@ -52,6 +66,7 @@ export function connectWs(url: string, options: ConnectWsOptions): Promise<Chann
       socket.removeAllListeners('open');
       socket.on('error', () => undefined);
       socket.terminate();
+      stream?.destroy();
       reject(error);
     };
     const onAbort = () => fail(new TetherError('ABORTED', 'connecting was aborted'));

@@ -34,7 +34,7 @@ const TERMINAL_SIZE_VARIABLES = new Set(['COLUMNS', 'LINES']);
  * const backend = new ChildProcessBackend({ drainTimeoutMs: 500 });
  * const proc = await backend.spawn({ id: 'x1', argv: ['sh', '-c', 'echo hi'], envMode: 'merge', stdin: false });
  * proc.output$.subscribe((chunk) => process.stdout.write(chunk.data));
- * console.log(await proc.exit); // { exitCode: 0, signal: null }
+ * const exit = await proc.exit; // { exitCode: 0, signal: null }
  * ```
  *
  * - stdin: a pipe if `spec.stdin`, else `/dev/null` (end of file at once). For a PTY, closing
