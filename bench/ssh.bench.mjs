@@ -7,7 +7,11 @@
 //     over a direct SSH connection, and a node process that only imports the packages;
 //  3. 1 GiB of output followed through the tunnel (exec.follow, persisted by the daemon) vs
 //     `ssh host 'head -c 1G /dev/zero' > /dev/null`; for context, a raw ssh2 exec channel in this
-//     process and, on a quarter of the bytes, the daemon's own rate over a direct WebSocket.
+//     process and, on a quarter of the bytes, the daemon's own rate over a direct WebSocket;
+//  4. the CLI itself, cold (`node packages/cli-oclif/bin/run.js exec run --cmd true`, a new process
+//     per call, its own temp HOME and XDG directories) on the ssh machine through its persistent
+//     tunnel (started by one warm-up call) vs the same plain `ssh host true`; for context, the
+//     same CLI call on the `local` machine (its local daemon, started by the warm-up call).
 // The OpenSSH floors send SHLVL=1 (AcceptEnv on this sshd) so that bash does not source the
 // user's ~/.bashrc for each command, which on some machines (pyenv init…) costs 100+ ms and would
 // flatter tether, whose forwarded route never starts a remote shell.
@@ -35,6 +39,10 @@ const children = [];
 const machines = [];
 let masterArgs;
 const stateDir = join(dir, 'state');
+const CLI = join(ROOT, 'packages/cli-oclif/bin/run.js');
+const cliRoot = join(dir, 'cli');
+const cliStateDir = join(cliRoot, 'state', 'tether');
+let cliEnv;
 try {
   // --- an sshd on loopback, a client key, known_hosts ---------------------------------------
   const home = join(dir, 'home');
@@ -172,6 +180,58 @@ try {
     `${STREAM_BYTES / MiB} MiB via exec.follow through the tunnel (persisted): ${tunnelMiBs.toFixed(0)} MiB/s | ssh 'head -c' > /dev/null: ${opensshMiBs.toFixed(0)} MiB/s (target ≥ 0.7×) | raw ssh2 exec channel: ${rawMiBs.toFixed(0)} MiB/s | daemon over a direct WebSocket (${quarter / MiB} MiB): ${directMiBs.toFixed(0)} MiB/s`,
   );
 
+  // 4. the CLI, cold, through its own persistent tunnel -------------------------------------------
+  // The CLI's own HOME: the bench's key and known_hosts, no ssh-agent, no system ssh_config.
+  const cliHome = join(cliRoot, 'home');
+  mkdirSync(join(cliHome, '.ssh'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(cliHome, '.ssh', 'id_ed25519'), readFileSync(key), { mode: 0o600 });
+  writeFileSync(join(cliHome, '.ssh', 'known_hosts'), readFileSync(knownHosts));
+  mkdirSync(join(cliRoot, 'config', 'tether'), { recursive: true });
+  writeFileSync(
+    join(cliRoot, 'config', 'tether', 'config.yaml'),
+    [
+      'machines:',
+      '  - name: sshbox',
+      `    ssh: ${target}:${port}`,
+      `    daemon_port: ${daemonPort}`,
+      `    token_file: ${daemonInfo.tokenFile}`,
+      'plugins:',
+      '  "@tether/transport-ssh":',
+      '    systemConfigFile: null',
+      '    agent: null',
+      '',
+    ].join('\n'),
+  );
+  cliEnv = {
+    ...process.env,
+    HOME: cliHome,
+    XDG_CONFIG_HOME: join(cliRoot, 'config'),
+    XDG_STATE_HOME: join(cliRoot, 'state'),
+    XDG_DATA_HOME: join(cliRoot, 'data'),
+    XDG_CACHE_HOME: join(cliRoot, 'cache'),
+    NO_COLOR: '1',
+  };
+  delete cliEnv.SSH_AUTH_SOCK;
+  delete cliEnv.TETHER_NO_BUNDLE;
+  delete cliEnv.TETHER_SSH_TUNNEL;
+  let tunnelPid;
+  const cliExecTrue = (machineName) => async () => {
+    const { stdout, stderr } = await cliRun(['exec', 'run', '--cmd', 'true', '--machine', machineName, '--verbose']);
+    const finished = stdout.trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    if (finished?.type !== 'finished' || finished.exit_code !== 0) throw new Error(`tether exec run on ${machineName}: ${stdout}${stderr}`);
+    if (machineName === 'local') return;
+    // Every timed call must have gone through the one tunnel started by the warm-up call.
+    const tunnel = stderr.split('\n').filter((l) => l.startsWith('{"tunnel"')).map((l) => JSON.parse(l).tunnel)[0];
+    if (!tunnel || tunnel.fallback || (tunnelPid !== undefined && (!tunnel.reused || tunnel.pid !== tunnelPid))) throw new Error(`not through the tunnel: ${stderr}`);
+    tunnelPid = tunnel.pid;
+  };
+  const coldCliTunnel = await timeCold(cliExecTrue('sshbox'), 1);
+  const coldPlainSsh2 = await timeCold(() => sshTrue(plainArgs), 1);
+  const coldCliLocal = await timeCold(cliExecTrue('local'), 1);
+  console.log(
+    `cold CLI exec run --cmd true via the tunnel: p50 ${coldCliTunnel.p50} ms p99 ${coldCliTunnel.p99} ms | plain ssh true (new handshake) p50 ${coldPlainSsh2.p50} ms p99 ${coldPlainSsh2.p99} ms | ratio ${(coldCliTunnel.p50 / coldPlainSsh2.p50).toFixed(2)} | cold CLI on local p50 ${coldCliLocal.p50} ms p99 ${coldCliLocal.p99} ms`,
+  );
+
   console.log(
     JSON.stringify({
       bench: 'ssh',
@@ -192,12 +252,19 @@ try {
         raw_ssh2_exec_mib_s: +rawMiBs.toFixed(1),
         follow_direct_ws_quarter_mib_s: +directMiBs.toFixed(1),
         stream_bytes: STREAM_BYTES,
+        cold_cli_tunnel_exec_true_ms: coldCliTunnel,
+        openssh_plain_true_beside_cli_ms: coldPlainSsh2,
+        cold_cli_tunnel_vs_plain_ssh: +(coldCliTunnel.p50 / coldPlainSsh2.p50).toFixed(2),
+        cold_cli_local_exec_true_ms: coldCliLocal,
+        cold_cli_tunnel_vs_local: +(coldCliTunnel.p50 / coldCliLocal.p50).toFixed(2),
       },
     }),
   );
 } finally {
   await Promise.all(machines.map((m) => m.close()));
   await stopTunnel('bench', { stateDir }).catch(() => undefined);
+  await stopTunnel('sshbox', { stateDir: cliStateDir }).catch(() => undefined);
+  if (cliEnv) await cliRun(['daemon', 'stop']).catch(() => undefined);
   if (masterArgs) await run('ssh', [...masterArgs.slice(0, -1), '-O', 'exit', masterArgs.at(-1)]).catch(() => undefined);
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
   await Promise.all(children.map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((r) => child.once('exit', r)) : undefined)));
@@ -228,9 +295,22 @@ function nodeRun(args, onStderr) {
   });
 }
 
-/** A couple of warm-up runs (file cache), then `COLD_ROUNDS` timed processes. */
-async function timeCold(fn) {
-  for (let i = 0; i < 2; i++) await fn();
+/** `tether <args>` as a new process with the CLI's temp HOME and XDG directories. */
+function cliRun(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: cliEnv.HOME, env: cliEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.once('error', reject);
+    child.once('close', (code) => (code === 0 ? resolve({ stdout, stderr }) : reject(new Error(`tether ${args.join(' ')} exited with ${code}: ${stderr}`))));
+  });
+}
+
+/** `warmups` untimed runs (file cache; tunnel or daemon start), then `COLD_ROUNDS` timed processes. */
+async function timeCold(fn, warmups = 2) {
+  for (let i = 0; i < warmups; i++) await fn();
   const samples = [];
   for (let i = 0; i < COLD_ROUNDS; i++) {
     const t0 = process.hrtime.bigint();
