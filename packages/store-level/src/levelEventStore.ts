@@ -45,7 +45,11 @@ export interface LevelEventStoreOptions {
    * more just before the terminal event for everything dropped after that. Default 1 GiB.
    */
   readonly maxOutputBytesPerExecution?: number;
-  /** A group-commit batch stops taking appends once it holds this many bytes. Default 1 MiB. */
+  /**
+   * A group-commit batch stops taking appends once it holds this many bytes. Default 256 KiB:
+   * larger batches add nothing to output throughput, and a sync append may have to wait for the
+   * batch in flight.
+   */
   readonly groupCommitBytes?: number;
   /** After an unsynced write, a sync write follows within this many ms. Default 100. */
   readonly syncIntervalMs?: number;
@@ -78,7 +82,7 @@ export interface LevelEventStoreStats {
 }
 
 const DEFAULT_CAP = 1024 ** 3;
-const DEFAULT_BATCH_BYTES = 1024 ** 2;
+const DEFAULT_BATCH_BYTES = 256 * 1024;
 const DEFAULT_SYNC_MS = 100;
 /** A quick batch (see `#openBatch`) stops taking appends once it holds this many bytes. */
 const QUICK_BATCH_BYTES = 64 * 1024;
