@@ -6,11 +6,17 @@
 // The bundle is used only while it is current: dist/runtime.bundle.json records the build stamps
 // (tsbuildinfo mtimes) of the workspace packages inside it, and src/runtimeLoader.ts falls back
 // to the plain modules when one of them has been rebuilt since.
+//
+// What runtime.ts imports lazily (the YAML config parser, the local filesystem backend) goes into
+// chunks of their own under dist/runtime-chunks/, read only by the commands that use it.
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = `${root}dist/runtime.bundle.js`;
+const chunks = `${root}dist/runtime-chunks`;
 const stampsFile = `${root}dist/runtime.bundle.json`;
 /** Workspace projects whose built output goes into the bundle (relative to this package). */
 const projects = ['.', '../core', '../transport-ws', '../../plugins/filesystem'];
@@ -20,18 +26,25 @@ try {
   rolldown = await import('rolldown');
 } catch {
   await rm(out, { force: true });
+  await rm(chunks, { recursive: true, force: true });
   await rm(stampsFile, { force: true });
   process.stdout.write('runtime bundle: rolldown not installed, the CLI will import the plain modules\n');
   process.exit(0);
 }
 
+// rxjs's package exports send Node to its CommonJS build, which cannot be tree-shaken (300 KiB of
+// operators the client never calls); its ES modules can.
+const rxjs = `${dirname(createRequire(import.meta.url).resolve('rxjs/package.json'))}/dist/esm/index.js`;
+
+await rm(chunks, { recursive: true, force: true });
 await rolldown.build({
-  input: `${root}dist/runtime.js`,
+  input: { 'runtime.bundle': `${root}dist/runtime.js` },
   platform: 'node',
   logLevel: 'warn',
+  resolve: { alias: { rxjs } },
   // Native or lazily loaded at run time, and never on a client's path.
   external: ['@tether/store-level', 'classic-level', 'bufferutil', 'utf-8-validate'],
-  output: { file: out, format: 'esm', codeSplitting: false, minify: true },
+  output: { dir: `${root}dist`, entryFileNames: '[name].js', chunkFileNames: 'runtime-chunks/[name]-[hash].js', format: 'esm', minify: true },
 });
 const stamps = {};
 for (const project of projects) {

@@ -5,14 +5,29 @@
  * and the build bundles it into one file (scripts/bundle.mjs) so a cold start reads one file
  * instead of several hundred. The ssh transport is not in it: it is imported only for ssh machines.
  *
+ * What only some commands need (the YAML config parser, the local filesystem backend of `sync`)
+ * is imported on first use, so `tether exec result --machine local` neither loads nor
+ * evaluates it (the bundle puts it in a chunk of its own).
+ *
  * The daemon (`daemon serve`) does not use it: it imports the packages directly.
  */
+import type { TetherConfig } from './config/configFile.js';
+
 export { RemoteMachine, createKernel, Transport, isTetherError, normalizeSignal, durationMs, syncDirectory } from '@tether/core';
-export { LocalFileSystemBackend } from '@tether/plugin-filesystem';
 export { connectWs } from '@tether/transport-ws';
-export { loadConfig } from './config/configFile.js';
 export { WsMachineFields } from './config/wsMachineFields.js';
 export { formatIssues } from './config/formatIssues.js';
 export { connectLocalDaemon, localDaemonStatus, pidFromFile, isAlive } from './localDaemon.js';
 export { resultJson, commandExitCode } from './resultJson.js';
 export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernelPlugins.js';
+
+/** Reads and validates the config file (see config/configFile.ts). */
+export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+  const config = await import('./config/configFile.js');
+  return config.loadConfig(path, explicit);
+}
+
+/** The local filesystem backend (`sync`'s local side). */
+export async function loadLocalFileSystem(): Promise<typeof import('@tether/plugin-filesystem').LocalFileSystemBackend> {
+  return (await import('@tether/plugin-filesystem')).LocalFileSystemBackend;
+}

@@ -31,7 +31,8 @@ type SyncFlags = { config?: string; machine: string; src: string; dst: string; d
 export abstract class SyncCommand extends TetherCommand {
   protected async sync(direction: 'push' | 'pull', flags: SyncFlags): Promise<void> {
     this.useConfig(flags.config);
-    const { syncDirectory, LocalFileSystemBackend } = await loadRuntime();
+    const { syncDirectory, loadLocalFileSystem } = await loadRuntime();
+    const LocalFileSystemBackend = await loadLocalFileSystem();
     const localPath = resolve(direction === 'push' ? flags.src : flags.dst);
     const root = await localRoot(localPath, direction === 'push');
     // The user named the local path: the backend's confinement is to that side only, and without a size cap.
