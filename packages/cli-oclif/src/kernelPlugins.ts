@@ -100,13 +100,23 @@ export interface KernelPluginImportFailure {
  * Imports declared plugins. One that cannot be imported, or whose default export is not a
  * plugin, is returned as a failure (an optional one that is not installed is left out).
  */
+/**
+ * First-party transports imported by name here, so the bundle carries them (sharing its copy of
+ * core) instead of each pulling in a second, unbundled one.
+ */
+const FIRST_PARTY: Readonly<Record<string, () => Promise<unknown>>> = {
+  '@tether/transport-ws': () => import('@tether/transport-ws'),
+  '@tether/transport-ssh': () => import('@tether/transport-ssh'),
+};
+
 export async function importKernelPlugins(
   declared: readonly DeclaredKernelPlugin[],
 ): Promise<{ loaded: LoadedKernelPlugin[]; failed: KernelPluginImportFailure[] }> {
   const results = await Promise.all(
     declared.map(async (d) => {
       try {
-        const module = (await import(d.specifier)) as { default?: unknown; machineSchemas?: unknown; machineSchema?: unknown };
+        const load = FIRST_PARTY[d.specifier] ?? (() => import(d.specifier));
+        const module = (await load()) as { default?: unknown; machineSchemas?: unknown; machineSchema?: unknown };
         const plugin = module.default as Plugin | undefined;
         if (typeof plugin !== 'object' || plugin === null || typeof plugin.register !== 'function') {
           return { failed: { declared: d, reason: `${d.module} has no plugin as its default export (export default definePlugin({...}))` } };

@@ -213,7 +213,7 @@ export class Machines {
 
   /** The tunnel transport, with a direct SSH connection from this process when a tunnel cannot be started. */
   async #withDirectFallback(transport: Transport, pluginConfig: unknown): Promise<Transport> {
-    const ssh = await import('@tether/transport-ssh');
+    const ssh = await (await loadRuntime()).loadSsh();
     if (!(transport instanceof ssh.TunnelTransport)) return transport;
     const { TunnelFallbackTransport } = await import('./tunnelFallback.js');
     const parsed = ssh.pluginConfig.parse(pluginConfig ?? {});

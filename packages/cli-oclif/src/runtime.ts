@@ -3,7 +3,7 @@
  * parser, the local daemon's client, the sync engine and its local filesystem — behind one
  * module. Commands import it lazily (a command that does not reach a machine never loads it),
  * and the build bundles it into one file (scripts/bundle.mjs) so a cold start reads one file
- * instead of several hundred. The ssh transport is not in it: it is imported only for ssh machines.
+ * instead of several hundred. The ssh transport is imported only for ssh machines (`loadSsh`).
  *
  * What only some commands need (the YAML config parser, the local filesystem backend of `sync`)
  * is imported on first use, so `tether exec result --machine local` neither loads nor
@@ -25,6 +25,14 @@ export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernel
 export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
   const config = await import('./config/configFile.js');
   return config.loadConfig(path, explicit);
+}
+
+/**
+ * The ssh transport package, from the same runtime as the kernel (in the bundle: a chunk of its
+ * own sharing the bundled core, instead of a second, unbundled copy of core).
+ */
+export function loadSsh(): Promise<typeof import('@tether/transport-ssh')> {
+  return import('@tether/transport-ssh');
 }
 
 /** The local filesystem backend (`sync`'s local side). */

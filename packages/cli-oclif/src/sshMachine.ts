@@ -2,6 +2,7 @@ import type { MachineConfig } from '@tether/core';
 import type { SshConnectOptions, SshMachineConfig } from '@tether/transport-ssh';
 import { CliError } from './cliError.js';
 import type { Machines } from './machines.js';
+import { loadRuntime } from './runtimeLoader.js';
 
 export type SshModule = typeof import('@tether/transport-ssh');
 
@@ -22,7 +23,7 @@ const PLUGIN = '@tether/transport-ssh';
 /** Imports the ssh transport package; `TRANSPORT_UNAVAILABLE` when it is not installed. */
 export async function loadSshModule(): Promise<SshModule> {
   try {
-    return await import('@tether/transport-ssh');
+    return await (await loadRuntime()).loadSsh();
   } catch (error) {
     throw new CliError('TRANSPORT_UNAVAILABLE', `the ssh transport (${PLUGIN}) cannot be loaded: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`, {
       hint: `install it: tether plugins install ${PLUGIN}`,

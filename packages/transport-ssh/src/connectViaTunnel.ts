@@ -9,7 +9,9 @@ import { stopTunnel } from './stopTunnel.js';
 import { isAlive, readTunnelState, tunnelConfigHash, tunnelFiles, type TunnelFiles, type TunnelSshOptions, type TunnelState } from './tunnelFiles.js';
 
 /** The built tunnel entry point, `dist/tunnelMain.js`. */
-export const TUNNEL_MAIN = fileURLToPath(new URL('../dist/tunnelMain.js', import.meta.url));
+// Resolved through the package's exports rather than relative to this file, so it is right
+// when this module is bundled into another package's output too.
+export const TUNNEL_MAIN = fileURLToPath(import.meta.resolve('@tether/transport-ssh/tunnelMain'));
 
 /** What one `connectViaTunnel` call did, as `verbose` prints it (`{"tunnel": …}`). */
 export interface TunnelTelemetry {

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -70,7 +71,7 @@ export function tunnelFiles(stateDir: string, machine: string): TunnelFiles {
   };
 }
 
-const packageVersion = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const packageVersion = (JSON.parse(readFileSync(fileURLToPath(import.meta.resolve('@tether/transport-ssh/package.json')), 'utf8')) as { version: string }).version;
 
 /**
  * A hash of everything that decides where and how a tunnel connects: the machine config, the
