@@ -13,11 +13,4 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
 
 export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
-/** Polls `check` until it returns true or the deadline passes. */
-export async function eventually(check: () => boolean | Promise<boolean>, withinMs = 10_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { eventually } from '@tether/core/testing';

@@ -6,7 +6,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isTetherError, type TetherError } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { runSshCommand, sshConnect, type SshConnectOptions } from './index.js';
 import { freePort, keygen, knownHostsLine, removeTempDirs, startAgent, startSshd, tempDir, type Agent, type Sshd, USER } from '../test/support.js';
 
@@ -19,15 +19,6 @@ let sshdA: Sshd;
 let sshdB: Sshd;
 let agent: Agent;
 const base = (): SshConnectOptions => ({ home, systemConfigFile: null, agent: null });
-
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isTetherError(error)) throw new Error(`expected a TetherError, got ${String(error)}`);
-  return error;
-}
 
 beforeAll(async () => {
   dir = await tempDir();
@@ -133,7 +124,7 @@ describe('connecting', () => {
   });
 
   it('says "connection refused" with CONNECTION_LOST when nothing listens', async () => {
-    const error = await failure(sshConnect(`${USER}@127.0.0.1:${await freePort()}`, base()));
+    const error = await rejection(sshConnect(`${USER}@127.0.0.1:${await freePort()}`, base()));
     expect(error.code).toBe('CONNECTION_LOST');
     expect(error.message).toMatch(/^connection refused/);
   });
@@ -144,7 +135,7 @@ describe('host keys', () => {
     const file = join(dir, 'empty_known_hosts');
     await writeFile(file, '');
     const options = { ...base(), knownHostsFiles: [file] };
-    const error = await failure(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, options));
+    const error = await rejection(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, options));
     const { stdout: fingerprintLine } = await sh('ssh-keygen', ['-l', '-f', join(dir, 'sshd-a', 'host_ed25519.pub')]);
     const fingerprint = fingerprintLine.split(' ')[1]!;
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'host-key-unknown', fingerprint } });
@@ -163,7 +154,7 @@ describe('host keys', () => {
     const file = join(dir, 'changed_known_hosts');
     const impostor = await keygen(join(dir, 'impostor'));
     await writeFile(file, `# header\n[127.0.0.1]:${sshdA.port} ${impostor.split(' ').slice(0, 2).join(' ')}\n`);
-    const error = await failure(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, { ...base(), knownHostsFiles: [file] }));
+    const error = await rejection(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, { ...base(), knownHostsFiles: [file] }));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'host-key-changed', offending: [{ file, line: 2 }] } });
     expect(error.message).toContain('REMOTE HOST IDENTIFICATION HAS CHANGED');
     expect(error.message).toContain(`ssh-keygen -R '[127.0.0.1]:${sshdA.port}'`);
@@ -177,21 +168,21 @@ describe('host keys', () => {
     ssh.close();
 
     await appendFile(file, `@revoked * ${sshdA.hostKey.split(' ').slice(0, 2).join(' ')}\n`);
-    const error = await failure(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, { ...base(), knownHostsFiles: [file] }));
+    const error = await rejection(sshConnect(`${USER}@127.0.0.1:${sshdA.port}`, { ...base(), knownHostsFiles: [file] }));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'host-key-revoked' } });
   });
 
   it('checks the target behind a jump host under its own name', async () => {
     const file = join(dir, 'jump_only_known_hosts');
     await writeFile(file, `${knownHostsLine(sshdA)}\n`);
-    const error = await failure(sshConnect('gpu-b-via-a', { ...base(), knownHostsFiles: [file] }));
+    const error = await rejection(sshConnect('gpu-b-via-a', { ...base(), knownHostsFiles: [file] }));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'host-key-unknown', host: `[127.0.0.1]:${sshdB.port}`, command: 'ssh gpu-b-via-a' } });
   });
 });
 
 describe('client authentication', () => {
   it('refuses a key the server does not accept with UNAUTHORIZED', async () => {
-    const error = await failure(sshConnect('stranger', base()));
+    const error = await rejection(sshConnect('stranger', base()));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'auth-failed' } });
     expect(error.message).toMatch(new RegExp(`^unauthorized: ${USER}@127\\.0\\.0\\.1:\\d+ refused every key offered`));
     expect(error.message).toContain('id_stranger');
@@ -199,21 +190,21 @@ describe('client authentication', () => {
 
   it('authenticates with the ssh-agent alone (no identity file)', async () => {
     const noFiles = { ...base(), identityFiles: [] };
-    const withoutAgent = await failure(sshConnect('gpu-a', noFiles));
+    const withoutAgent = await rejection(sshConnect('gpu-a', noFiles));
     expect(withoutAgent).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'no-identity' } });
     const result = await runSshCommand('gpu-a', 'echo agent-ok', { ...noFiles, agent: agent.socket });
     expect(result.stdout).toBe('agent-ok\n');
     // A stale SSH_AUTH_SOCK does not stop the identity files from being tried.
     const stale = await runSshCommand('gpu-a', 'echo file-ok', { ...base(), agent: join(dir, 'no-agent.sock') });
     expect(stale.stdout).toBe('file-ok\n');
-    const neither = await failure(sshConnect('gpu-a', { ...noFiles, agent: join(dir, 'no-agent.sock') }));
+    const neither = await rejection(sshConnect('gpu-a', { ...noFiles, agent: join(dir, 'no-agent.sock') }));
     expect(neither).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'auth-failed' } });
     expect(neither.message).toContain('the ssh-agent at');
   });
 
   it('asks to ssh-add an encrypted key when there is no agent, and uses it once the agent holds it', async () => {
     const keyFile = join(home, '.ssh', 'id_encrypted');
-    const error = await failure(sshConnect('locked', base()));
+    const error = await rejection(sshConnect('locked', base()));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED', details: { reason: 'key-encrypted' } });
     expect(error.message).toContain('encrypted');
     expect(error.message).toContain(`ssh-add ${keyFile}`);

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel, isTetherError, RemoteMachine, type MachineConfig, type StoredEvent, type TetherError } from '@tether/core';
+import { createKernel, RemoteMachine, type MachineConfig, type StoredEvent } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { startDaemon, type Daemon } from '@tether/transport-ws';
 import sshPlugin, { SshTransport, machineSchema, type SshTransportOptions } from './index.js';
 import { BRIDGE_MAIN, backends, eventually, freePort, keygen, knownHostsLine, removeTempDirs, startSshd, tempDir, type Sshd, USER } from '../test/support.js';
@@ -70,15 +71,6 @@ async function stdoutOf(machine: RemoteMachine, command: string): Promise<string
   expect(done).toMatchObject({ status: 'finished', exitCode: 0 });
   const { lines } = await machine.exec.logs(run.id, { tailLines: 1000 });
   return lines.map((l) => l.line).join('\n');
-}
-
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isTetherError(error)) throw new Error(`expected a TetherError, got ${String(error)}`);
-  return error;
 }
 
 /** Follows `id` from the start, checking seqs are contiguous; calls `onBytes` with the stdout bytes received so far. */
@@ -151,7 +143,7 @@ describe('reaching the daemon', () => {
     await typo.close();
     expect(machineSchema.parse({ ssh: 'gpu1' })).toEqual({ ssh: 'gpu1', daemon_port: 7337 });
     expect(machineSchema.safeParse({ ssh: 'gpu1', daemon_port: 70000 }).success).toBe(false);
-    const error = await failure(newTransport().connect({ name: 'bad', transport: 'ssh', ssh: '' }));
+    const error = await rejection(newTransport().connect({ name: 'bad', transport: 'ssh', ssh: '' }));
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(error.message).toContain('ssh');
   });
@@ -159,26 +151,26 @@ describe('reaching the daemon', () => {
 
 describe('failing clearly', () => {
   it('says "connection refused" when no daemon listens on the port, and how to start one', async () => {
-    const error = await failure(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { daemon_port: await freePort() })));
+    const error = await rejection(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { daemon_port: await freePort() })));
     expect(error).toMatchObject({ code: 'CONNECTION_LOST', details: { reason: 'daemon-not-running' } });
     expect(error.message).toMatch(/^connection refused: no tether daemon listens on 127\.0\.0\.1:\d+/);
     expect(error.message).toContain('tether machine up --machine box');
   });
 
   it('says the daemon was never started when its token file is missing', async () => {
-    const error = await failure(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { token_file: join(dir, 'no', 'token') })));
+    const error = await rejection(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { token_file: join(dir, 'no', 'token') })));
     expect(error).toMatchObject({ code: 'CONNECTION_LOST', details: { reason: 'no-token' } });
     expect(error.message).toMatch(/^connection refused: there is no daemon token/);
   });
 
   it('refuses a wrong token with UNAUTHORIZED', async () => {
-    const error = await failure(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { token: 'f'.repeat(64) })));
+    const error = await rejection(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdA.port}`, { token: 'f'.repeat(64) })));
     expect(error).toMatchObject({ code: 'UNAUTHORIZED' });
     expect(error.message).toMatch(/^unauthorized/);
   });
 
   it('reports the bridge command\'s own error when it cannot run', async () => {
-    const error = await failure(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdB.port}`)));
+    const error = await rejection(newTransport().connect(machineConfig(`${USER}@127.0.0.1:${sshdB.port}`)));
     expect(error).toMatchObject({ code: 'CONNECTION_LOST', details: { reason: 'bridge-failed', exitCode: 127 } });
     expect(error.message).toContain(`tether daemon bridge --connect 127.0.0.1:${daemonPort}`);
     expect(error.message).toMatch(/not found/);

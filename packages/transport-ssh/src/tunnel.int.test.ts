@@ -6,7 +6,8 @@ import { appendFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel, isTetherError, RemoteMachine, type MachineConfig, type TetherError } from '@tether/core';
+import { createKernel, RemoteMachine, type MachineConfig } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { readToken, startDaemon, type Daemon } from '@tether/transport-ws';
 import sshPlugin, { connectViaTunnel, readTunnelState, stopTunnel, tunnelConfigHash, tunnelFiles, type ConnectViaTunnelOptions, type TunnelTelemetry } from './index.js';
 import { isAlive, isTunnelProcess } from './tunnelFiles.js';
@@ -102,15 +103,6 @@ function clientProcess(config: MachineConfig, extra: Record<string, unknown> = {
       resolve({ telemetry: JSON.parse(lines[0]!).tunnel, health: JSON.parse(stdout).health });
     });
   });
-}
-
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isTetherError(error)) throw new Error(`expected a TetherError, got ${String(error)}`);
-  return error;
 }
 
 describe('the persistent tunnel', () => {
@@ -252,14 +244,14 @@ describe('the persistent tunnel', () => {
 
   it('fails with the reason the tunnel could not start, and leaves nothing running', async () => {
     const files = tunnelFiles(stateDir, 'nodaemon');
-    const error = await failure(connectViaTunnel(machineConfig('nodaemon', { daemon_port: await freePort() }), tunnelOptions()));
+    const error = await rejection(connectViaTunnel(machineConfig('nodaemon', { daemon_port: await freePort() }), tunnelOptions()));
     expect(error).toMatchObject({ code: 'CONNECTION_LOST', details: { reason: 'daemon-not-running' } });
     expect(error.message).toMatch(/^connection refused: no tether daemon listens/);
     expect([existsSync(files.socket), existsSync(files.state), existsSync(files.token)]).toEqual([false, false, false]);
 
-    const none = await failure(connectViaTunnel(machineConfig('nodaemon'), tunnelOptions({ spawnIfMissing: false })));
+    const none = await rejection(connectViaTunnel(machineConfig('nodaemon'), tunnelOptions({ spawnIfMissing: false })));
     expect(none).toMatchObject({ code: 'CONNECTION_LOST', details: { reason: 'no-tunnel' } });
-    expect(await failure(connectViaTunnel({ name: 'bad', transport: 'ssh' }, tunnelOptions()))).toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(await rejection(connectViaTunnel({ name: 'bad', transport: 'ssh' }, tunnelOptions()))).toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('is what the plugin uses with tunnelStateDir; tunnel: false connects directly', async () => {

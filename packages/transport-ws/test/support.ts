@@ -30,14 +30,7 @@ export async function removeTempDirs(): Promise<void> {
   await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
 }
 
-/** Polls `check` until it returns true or the deadline passes. */
-export async function eventually(check: () => boolean | Promise<boolean>, withinMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not met within ${withinMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+export { eventually } from '@tether/core/testing';
 
 export interface DaemonChild {
   readonly child: ChildProcess;

@@ -4,24 +4,15 @@ import { chmod, chown, lstat, mkdir, mkdtemp, readFile, readdir, readlink, realp
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TetherError, isTetherError, type ErrorCode } from '@tether/core';
+import { TetherError, type ErrorCode } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { LocalFileSystemBackend } from './localFileSystemBackend.js';
 
 const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
 const dec = (b: Uint8Array): string => new TextDecoder().decode(b);
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-/** The TetherError a promise rejects with (fails the test if it resolves or throws something else). */
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isTetherError(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a rejection');
-}
-const codeOf = async (promise: Promise<unknown>): Promise<ErrorCode> => (await failure(promise)).code;
+const codeOf = async (promise: Promise<unknown>): Promise<ErrorCode> => (await rejection(promise)).code;
 
 let base: string;
 let root: string;
@@ -155,7 +146,7 @@ describe('read', () => {
     const small = backend({ maxReadBytes: 1024 });
     const content = randomBytes(300_000);
     await writeFile(join(root, 'big.bin'), content);
-    const tooLarge = await failure(small.read('big.bin', { length: 2048 }));
+    const tooLarge = await rejection(small.read('big.bin', { length: 2048 }));
     expect(tooLarge.code).toBe('TOO_LARGE');
     expect(tooLarge.details['limit']).toBe(1024);
     const first = await small.read('big.bin');
@@ -228,7 +219,7 @@ describe('write', () => {
     expect(await codeOf(fsb.write('pipe', enc('x')))).toBe('NOT_A_FILE');
     expect((await lstat(join(root, 'pipe'))).isFIFO()).toBe(true);
     const small = backend({ maxWriteBytes: 8 });
-    const tooLarge = await failure(small.write('big', new Uint8Array(9)));
+    const tooLarge = await rejection(small.write('big', new Uint8Array(9)));
     expect([tooLarge.code, tooLarge.details['limit']]).toEqual(['TOO_LARGE', 8]);
     expect(await readdir(root)).toEqual(['dir', 'pipe']);
   });
@@ -348,7 +339,7 @@ describe('chunked upload', () => {
     const { uploadId } = await fsb.beginWrite('r.txt');
     expect(await fsb.writeChunk(uploadId, 0, enc('hello '))).toEqual({ received: 6 });
     expect(await fsb.writeChunk(uploadId, 0, enc('hello '))).toEqual({ received: 6 });
-    const gap = await failure(fsb.writeChunk(uploadId, 10, enc('x')));
+    const gap = await rejection(fsb.writeChunk(uploadId, 10, enc('x')));
     expect([gap.code, gap.details['expected']]).toEqual(['INVALID_ARGUMENT', 6]);
     const results = await Promise.all([1, 2, 3].map(() => fsb.writeChunk(uploadId, 6, enc('world'))));
     expect(results.map((r) => r.received)).toEqual([11, 11, 11]);
@@ -381,11 +372,11 @@ describe('chunked upload', () => {
     const small = backend({ maxFileBytes: 10, maxWriteBytes: 8, maxUploads: 1 });
     const { uploadId } = await small.beginWrite('f');
     await small.writeChunk(uploadId, 0, new Uint8Array(8));
-    const file = await failure(small.writeChunk(uploadId, 8, new Uint8Array(8)));
+    const file = await rejection(small.writeChunk(uploadId, 8, new Uint8Array(8)));
     expect([file.code, file.details['limit']]).toEqual(['TOO_LARGE', 10]);
-    const chunk = await failure(small.writeChunk(uploadId, 8, new Uint8Array(9)));
+    const chunk = await rejection(small.writeChunk(uploadId, 8, new Uint8Array(9)));
     expect([chunk.code, chunk.details['limit']]).toEqual(['TOO_LARGE', 8]);
-    const uploads = await failure(small.beginWrite('g'));
+    const uploads = await rejection(small.beginWrite('g'));
     expect([uploads.code, uploads.details['limit']]).toEqual(['TOO_LARGE', 1]);
     expect(await small.commitWrite(uploadId)).toEqual({ bytesWritten: 8 });
   });
@@ -487,7 +478,7 @@ describe('confinement', () => {
     await symlink('realdir', join(root, 'alias'));
     const attempts = [() => fsb.read('leak'), () => fsb.read('alias/missing'), () => fsb.list('alias/missing'), () => fsb.remove('alias/missing')];
     for (const attempt of attempts) {
-      const error = await failure(attempt());
+      const error = await rejection(attempt());
       const shown = JSON.stringify(error.toJSON());
       expect(shown).not.toContain(outside);
       expect(shown).not.toContain('realdir');

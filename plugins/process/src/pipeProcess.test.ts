@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isTetherError, type TetherError } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Harness, isAlive, outputContaining, waitFor } from '../test/harness.js';
 
@@ -14,15 +14,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => harness.cleanup());
-
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isTetherError(error)) throw new Error(`expected a TetherError, got ${String(error)}`);
-  return error;
-}
 
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
 
@@ -105,12 +96,12 @@ describe('pipes: stdin', () => {
     const result = await collected;
     expect(sha256(result.bytes('stdout'))).toBe(sha256(input));
     expect(result.exit.exitCode).toBe(0);
-    expect((await failure(proc.write(new Uint8Array([1])))).code).toBe('STDIN_CLOSED');
+    expect((await rejection(proc.write(new Uint8Array([1])))).code).toBe('STDIN_CLOSED');
   });
 
   it('refuses writes when stdin was not requested, and the child sees end of file at once', async () => {
     const proc = await harness.start({ argv: ['cat'] });
-    expect((await failure(proc.write(new Uint8Array([65])))).code).toBe('STDIN_CLOSED');
+    expect((await rejection(proc.write(new Uint8Array([65])))).code).toBe('STDIN_CLOSED');
     const result = await harness.collect(proc);
     expect(result.exit.exitCode).toBe(0);
     expect(result.bytes('stdout').byteLength).toBe(0);
@@ -119,7 +110,7 @@ describe('pipes: stdin', () => {
   it('rejects a write the exited process can no longer take', async () => {
     const proc = await harness.start({ argv: ['sh', '-c', 'exec 0<&-; exit 0'], stdin: true });
     await harness.collect(proc);
-    expect((await failure(proc.write(randomBytes(200000)))).code).toBe('STDIN_CLOSED');
+    expect((await rejection(proc.write(randomBytes(200000)))).code).toBe('STDIN_CLOSED');
   });
 });
 
@@ -157,17 +148,17 @@ describe('pipes: environment and working directory', () => {
   });
 
   it('fails with CWD_NOT_FOUND for a missing directory or a file', async () => {
-    expect((await failure(harness.start({ argv: ['true'], cwd: join(dir, 'missing') }))).code).toBe('CWD_NOT_FOUND');
+    expect((await rejection(harness.start({ argv: ['true'], cwd: join(dir, 'missing') }))).code).toBe('CWD_NOT_FOUND');
     const file = join(dir, 'a-file');
     writeFileSync(file, 'x');
-    expect((await failure(harness.start({ argv: ['true'], cwd: file }))).code).toBe('CWD_NOT_FOUND');
+    expect((await rejection(harness.start({ argv: ['true'], cwd: file }))).code).toBe('CWD_NOT_FOUND');
   });
 });
 
 describe('pipes: spawn failures', () => {
   it('fails with SPAWN_FAILED / ENOENT for a missing program', async () => {
     for (const argv of [['tether-no-such-program'], [join(dir, 'nope')]] as const) {
-      const error = await failure(harness.start({ argv: [...argv] as [string] }));
+      const error = await rejection(harness.start({ argv: [...argv] as [string] }));
       expect(error.code).toBe('SPAWN_FAILED');
       expect(error.details['errno']).toBe('ENOENT');
     }
@@ -177,23 +168,23 @@ describe('pipes: spawn failures', () => {
     const script = join(dir, 'not-executable.sh');
     writeFileSync(script, '#!/bin/sh\necho hi\n');
     chmodSync(script, 0o644);
-    const error = await failure(harness.start({ argv: [script] }));
+    const error = await rejection(harness.start({ argv: [script] }));
     expect(error.code).toBe('SPAWN_FAILED');
     expect(error.details['errno']).toBe('EACCES');
   });
 
   it('fails with SPAWN_FAILED / E2BIG for a huge argv', async () => {
     for (const argv of [['echo', 'x'.repeat(200_000)], ['echo', ...Array.from({ length: 100_000 }, () => 'y'.repeat(100))]]) {
-      const error = await failure(harness.start({ argv: argv as [string, ...string[]] }));
+      const error = await rejection(harness.start({ argv: argv as [string, ...string[]] }));
       expect(error.code).toBe('SPAWN_FAILED');
       expect(error.details['errno']).toBe('E2BIG');
     }
   });
 
   it('rejects a malformed spec with INVALID_ARGUMENT', async () => {
-    expect((await failure(harness.start({ argv: [] as unknown as [string] }))).code).toBe('INVALID_ARGUMENT');
-    expect((await failure(harness.start({ argv: ['echo', 'a\0b'] }))).code).toBe('INVALID_ARGUMENT');
-    expect((await failure(harness.start({ argv: ['env'], env: { 'A=B': 'c' } }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(harness.start({ argv: [] as unknown as [string] }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(harness.start({ argv: ['echo', 'a\0b'] }))).code).toBe('INVALID_ARGUMENT');
+    expect((await rejection(harness.start({ argv: ['env'], env: { 'A=B': 'c' } }))).code).toBe('INVALID_ARGUMENT');
   });
 });
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isTetherError, type TetherError } from '@tether/core';
+import { rejection } from '@tether/core/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Harness, outputContaining, procStat, waitFor } from '../test/harness.js';
 
@@ -15,15 +15,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(() => harness.cleanup());
-
-async function failure(promise: Promise<unknown>): Promise<TetherError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!isTetherError(error)) throw new Error(`expected a TetherError, got ${String(error)}`);
-  return error;
-}
 
 describe('pty', () => {
   it('runs in a terminal of the requested size, output on the pty stream only', async () => {
@@ -95,7 +86,7 @@ describe('pty', () => {
     const result = await collected;
     expect(result.text('pty')).toContain('cat-ended');
     expect(result.exit.exitCode).toBe(0);
-    expect((await failure(proc.write(Buffer.from('x')))).code).toBe('STDIN_CLOSED');
+    expect((await rejection(proc.write(Buffer.from('x')))).code).toBe('STDIN_CLOSED');
   });
 
   it('writes large input through a full terminal byte for byte (raw mode)', async () => {
@@ -110,7 +101,7 @@ describe('pty', () => {
 
   it('gives a terminal without stdin end of file at once and refuses writes', async () => {
     const proc = await harness.start({ argv: ['cat'], tty });
-    expect((await failure(proc.write(Buffer.from('x')))).code).toBe('STDIN_CLOSED');
+    expect((await rejection(proc.write(Buffer.from('x')))).code).toBe('STDIN_CLOSED');
     expect((await harness.collect(proc)).exit).toEqual({ exitCode: 0, signal: null });
   });
 
@@ -145,11 +136,11 @@ describe('pty', () => {
       [['echo', ...Array.from({ length: 100_000 }, () => 'y'.repeat(100))], 'E2BIG'],
     ];
     for (const [argv, errno] of cases) {
-      const error = await failure(harness.start({ argv, tty }));
+      const error = await rejection(harness.start({ argv, tty }));
       expect(error.code).toBe('SPAWN_FAILED');
       expect(error.details['errno']).toBe(errno);
     }
-    expect((await failure(harness.start({ argv: ['true'], tty, cwd: join(dir, 'missing') }))).code).toBe('CWD_NOT_FOUND');
+    expect((await rejection(harness.start({ argv: ['true'], tty, cwd: join(dir, 'missing') }))).code).toBe('CWD_NOT_FOUND');
   });
 
   it('finds programs on the PATH of the given environment', async () => {

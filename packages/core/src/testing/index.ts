@@ -1,3 +1,5 @@
 // Contract suites for implementations of tether's ports. They use vitest.
 export { eventStoreContract, type EventStoreFactory } from './eventStoreContract.js';
 export { machineContract, processesOf, type MachineFactory, type MachineUnderTest } from './machineContract.js';
+export { eventually } from './eventually.js';
+export { rejection } from './rejection.js';

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isTetherError } from '../errors.js';
 import type { StoredEvent } from '../events.js';
 import type { ExecStartParams, MachineApi } from '../machine.js';
+import { eventually } from './eventually.js';
 
 export interface MachineUnderTest {
   readonly machine: MachineApi;
@@ -34,14 +35,6 @@ export function processesOf(execId: string): number[] {
     }
   }
   return pids;
-}
-
-async function eventually(check: () => boolean | Promise<boolean>, withinMs = 10_000): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const codeOf = (error: unknown) => (isTetherError(error) ? error.code : `not a TetherError: ${String(error)}`);
