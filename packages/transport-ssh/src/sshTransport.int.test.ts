@@ -2,12 +2,11 @@
 // forwarding is forbidden, the plugin in a kernel through a ProxyJump alias, one SSH connection
 // for many channels, clear failures, and byte-identical output after the SSH connection is
 // killed mid-stream.
-import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKernel, RemoteMachine, type MachineConfig, type StoredEvent } from '@tether/core';
-import { rejection } from '@tether/core/testing';
+import { createKernel, RemoteMachine, type MachineConfig } from '@tether/core';
+import { followStdout, rejection } from '@tether/core/testing';
 import { startDaemon, type Daemon } from '@tether/transport-ws';
 import sshPlugin, { SshTransport, machineSchema, type SshTransportOptions } from './index.js';
 import { BRIDGE_MAIN, backends, eventually, freePort, keygen, knownHostsLine, removeTempDirs, startSshd, tempDir, type Sshd, USER } from '../test/support.js';
@@ -71,29 +70,6 @@ async function stdoutOf(machine: RemoteMachine, command: string): Promise<string
   expect(done).toMatchObject({ status: 'finished', exitCode: 0 });
   const { lines } = await machine.exec.logs(run.id, { tailLines: 1000 });
   return lines.map((l) => l.line).join('\n');
-}
-
-/** Follows `id` from the start, checking seqs are contiguous; calls `onBytes` with the stdout bytes received so far. */
-async function followAll(machine: RemoteMachine, id: string, onBytes: (bytes: number) => void): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let expected = 1;
-  await new Promise<void>((resolve, reject) => {
-    machine.exec.follow(id, 0).subscribe({
-      next: (event: StoredEvent) => {
-        if (event.seq !== expected) reject(new Error(`seq ${event.seq} arrived where ${expected} was expected`));
-        expected = event.seq + 1;
-        if (event.type === 'OutputProduced' && event.data.stream === 'stdout') {
-          hash.update(event.data.data);
-          bytes += event.data.data.byteLength;
-          onBytes(bytes);
-        }
-      },
-      error: reject,
-      complete: resolve,
-    });
-  });
-  return { sha256: hash.digest('hex'), bytes };
 }
 
 describe('reaching the daemon', () => {
@@ -191,7 +167,7 @@ describe('surviving a killed SSH connection', () => {
 
       const cutsAt = [2 * MiB, 10 * MiB];
       const kills: Array<Promise<number>> = [];
-      const received = await followAll(machine, run.id, (bytes) => {
+      const received = await followStdout(machine, run.id, (bytes) => {
         if (cutsAt.length > 0 && bytes >= cutsAt[0]!) {
           cutsAt.shift();
           kills.push(sshd.killSessions());

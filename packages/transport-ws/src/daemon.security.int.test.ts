@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import { isTetherError, type RemoteMachine } from '@tether/core';
 import { connectWs, readToken, remoteMachine, startDaemon, type Daemon, type LogEntry } from './index.js';
-import { backends, eventually, exchange, rawClient, removeTempDirs, tempDir, upgradeStatus } from '../test/support.js';
+import { backends, exchange, rawClient, removeTempDirs, tempDir, upgradeStatus } from '../test/support.js';
 
 const MiB = 1024 * 1024;
 let daemon: Daemon;

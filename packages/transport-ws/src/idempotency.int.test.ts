@@ -70,7 +70,7 @@ it('exec/start whose reply is lost is retried with the same id: exactly one proc
   await machine.exec.wait(state.id);
   expect(await readFile(marker, 'utf8')).toBe('ran\n');
   const all = await machine.exec.list({ limit: 1000 });
-  expect(all.items.filter((item) => item.spec.labels?.['test'] === 'idempotent-start').map((item) => item.id)).toEqual([state.id]);
+  expect(all.items.filter((item) => item.spec?.labels?.['test'] === 'idempotent-start').map((item) => item.id)).toEqual([state.id]);
 });
 
 it('exec/signal whose reply is lost fails with OUTCOME_UNKNOWN', async () => {

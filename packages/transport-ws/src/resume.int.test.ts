@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { RemoteMachine, StoredEvent } from '@tether/core';
+import type { RemoteMachine } from '@tether/core';
+import { followStdout } from '@tether/core/testing';
 import { readToken, remoteMachine, startDaemon, type Daemon } from './index.js';
 import { backends, CuttableProxy, eventually, removeTempDirs, tempDir } from '../test/support.js';
 
@@ -32,28 +33,6 @@ afterAll(async () => {
   await removeTempDirs();
 });
 
-/** Follows `id` from seq 0 to the end; checks seqs are 1, 2, 3…; returns the stdout hash and size. */
-async function followAll(id: string): Promise<{ sha256: string; bytes: number; events: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  let expected = 1;
-  await new Promise<void>((resolve, reject) => {
-    machine.exec.follow(id, 0).subscribe({
-      next: (event: StoredEvent) => {
-        if (event.seq !== expected) reject(new Error(`seq ${event.seq} arrived where ${expected} was expected`));
-        expected = event.seq + 1;
-        if (event.type === 'OutputProduced' && event.data.stream === 'stdout') {
-          hash.update(event.data.data);
-          bytes += event.data.data.byteLength;
-        }
-      },
-      error: reject,
-      complete: resolve,
-    });
-  });
-  return { sha256: hash.digest('hex'), bytes, events: expected - 1 };
-}
-
 /** Cuts each connection once it has carried a random number of bytes to the client in [min, max). */
 function cutRandomly(min: number, max: number, most: number): () => number {
   let cuts = 0;
@@ -74,7 +53,7 @@ it('100 MiB of random output survives 12 cuts byte-identical', async () => {
   const connectionsBefore = machine.connections;
   const run = await machine.exec.start({ command: `head -c 100M /dev/urandom | tee >(sha256sum > ${hashFile})`, shell: 'bash' });
   const cuts = cutRandomly(256 * 1024, 8 * MiB, 12);
-  const received = await followAll(run.id);
+  const received = await followStdout(machine, run.id);
   proxy.onData = () => undefined;
 
   await eventually(async () => /^[0-9a-f]{64} /.test(await readFile(hashFile, 'utf8').catch(() => '')), 10_000, 'producer hash written');
@@ -91,7 +70,7 @@ it('a slow trickle survives 10 cuts with every line once, in order', async () =>
   const connectionsBefore = machine.connections;
   const run = await machine.exec.start({ command: 'for i in $(seq 1 200); do echo $i; sleep 0.01; done', shell: 'bash' });
   const cuts = cutRandomly(200, 3_000, 10);
-  const received = await followAll(run.id);
+  const received = await followStdout(machine, run.id);
   proxy.onData = () => undefined;
 
   const expected = Array.from({ length: 200 }, (_, i) => `${i + 1}\n`).join('');

@@ -3,3 +3,4 @@ export { eventStoreContract, type EventStoreFactory } from './eventStoreContract
 export { machineContract, processesOf, type MachineFactory, type MachineUnderTest } from './machineContract.js';
 export { eventually } from './eventually.js';
 export { rejection } from './rejection.js';
+export { followStdout } from './followStdout.js';
