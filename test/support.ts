@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** Runs `fn` with a fresh temp dir, removed afterwards. */
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'tether-it-'));
   try {
@@ -10,7 +11,5 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
     await rm(dir, { recursive: true, force: true });
   }
 }
-
-export const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
 export { eventually } from '@tether/core/testing';
