@@ -20,18 +20,35 @@ export interface ProcessSpec {
   readonly tty?: { readonly cols: number; readonly rows: number };
   /** Keep stdin open for writes; otherwise it is closed (EOF) at once. */
   readonly stdin: boolean;
+  /**
+   * The execution's timeout, for a backend that enforces it itself (`RunningProcess.enforcesTimeout`):
+   * TERM the group after `timeoutMs`, KILL it `killGraceMs` later. Other backends ignore it.
+   */
+  readonly timeoutMs?: number;
+  readonly killGraceMs?: number;
 }
 
 export interface OutputChunk {
   readonly stream: OutputStream;
   /** Raw bytes as read; never re-encoded. */
   readonly data: Uint8Array;
+  /**
+   * Output the backend had to drop (its own buffer was full while nobody recorded the output);
+   * `data` is then empty. Recorded as `OutputTruncated`.
+   */
+  readonly dropped?: { readonly bytes: number; readonly limitBytes: number };
 }
 
 export interface ProcessExit {
   readonly exitCode: number | null;
   /** Signal name (`SIGTERM`) if a signal ended it. */
   readonly signal: string | null;
+  /** Signals the backend sent on its own (a timeout it enforced), in order. */
+  readonly stops?: ReadonlyArray<{ readonly signal: string; readonly reason: 'timeout' | 'cancel' }>;
+  /** Processes of the execution the backend could not clean up. */
+  readonly survivors?: readonly number[];
+  /** Set when the process could not be followed to its end (its supervisor died): why. */
+  readonly lost?: string;
 }
 
 /** A started process, leader of its own process group. */
@@ -49,7 +66,11 @@ export interface RunningProcess {
   /** Stop reading output until `resumeOutput` (backpressure); the OS pipe then fills and blocks the writer. */
   pauseOutput(): void;
   resumeOutput(): void;
-  write(data: Uint8Array): Promise<void>;
+  /**
+   * Write to stdin. A backend that remembers `writeId`s answers a repeated one with
+   * `{ duplicate: true }` instead of writing again.
+   */
+  write(data: Uint8Array, options?: { readonly writeId?: string }): Promise<void | { readonly duplicate: boolean }>;
   closeStdin(): Promise<void>;
   /** Send a signal (`SIGTERM`, `SIGKILL`…) to the whole process group. */
   signal(signal: string): void;
@@ -61,7 +82,29 @@ export interface RunningProcess {
   survivors(): Promise<number[]>;
   /** Send a signal to the given pids (the survivors left after the group is gone). */
   signalPids(pids: readonly number[], signal: string): void;
+  /** The backend enforces `ProcessSpec.timeoutMs` itself (and reports it in `ProcessExit.stops`). */
+  readonly enforcesTimeout?: boolean;
+  /** Called, in order, once each chunk of `output$` is recorded: the backend may forget it. */
+  outputRecorded?(chunk: OutputChunk): void;
+  /** The execution's end is recorded: the backend may release what it kept for it. */
+  release?(): void;
+  /**
+   * Let go of the process without stopping it (the daemon stops, the process runs on and a
+   * later `reattach` picks it up). Only backends whose processes outlive this one have it.
+   */
+  detach?(): Promise<void>;
 }
+
+/** An execution a previous run of this machine left running, to be re-attached. */
+export interface ReattachRequest {
+  readonly id: string;
+  /** The pid recorded in `ExecutionStarted`, or null if it was never recorded. */
+  readonly pid: number | null;
+  /** Output bytes recorded so far (every stream, truncated ones included): resume from here. */
+  readonly outputOffset: number;
+}
+
+export type ReattachResult = { readonly process: RunningProcess } | { readonly lost: string };
 
 export interface ProcessBackend {
   /**
@@ -69,6 +112,14 @@ export interface ProcessBackend {
    * `details.errno` (`ENOENT`, `EACCES`, `E2BIG`…).
    */
   spawn(spec: ProcessSpec): Promise<RunningProcess>;
+  /**
+   * Finds the processes of executions a previous run left running and re-attaches to them, or
+   * says why one is lost. Processes it finds that are not asked for (their executions ended) it
+   * cleans up. Backends whose processes die with the daemon do not have it.
+   */
+  reattach?(executions: readonly ReattachRequest[]): Promise<Map<string, ReattachResult>>;
+  /** Frees what the backend holds (idle helpers); running processes are left as they are. */
+  close?(): Promise<void>;
 }
 export const ProcessBackend: InjectionToken<ProcessBackend> = Symbol.for('tether.ProcessBackend');
 

@@ -22,9 +22,11 @@ export interface KernelOptions {
   /** How remote machines reconnect (a CLI call may want to give up sooner than a long-lived agent). */
   readonly remote?: { readonly reconnect?: ReconnectOptions };
   /**
-   * Mark executions the store holds as running or queued as `lost` at start: with a store that
-   * one process owns at a time (LevelDB locks its directory), nothing can still be running them.
-   * Default true; turn off only if another live process shares the store.
+   * At start, re-attach the executions the store holds as running or queued where the process
+   * backend can (its processes outlive the daemon: `ProcessBackend.reattach`), and mark the
+   * others `lost`: with a store that one process owns at a time (LevelDB locks its directory),
+   * nothing else can be running them. Default true; turn off only if another live process
+   * shares the store.
    */
   readonly markInterruptedLost?: boolean;
 }
@@ -42,8 +44,12 @@ export interface Kernel {
   machine(name?: string): MachineApi;
   /** Names of the addressable machines, `local` first. */
   machineNames(): string[];
-  /** Cancels running executions, runs plugin disposers, disposes the container. Idempotent. */
-  close(): Promise<void>;
+  /**
+   * Cancels running executions (with `cancelRunning: false`, leaves those running whose backend
+   * lets them outlive this process, for the next start to re-attach), runs plugin disposers,
+   * disposes the container. Idempotent.
+   */
+  close(options?: { readonly cancelRunning?: boolean }): Promise<void>;
 }
 
 /**
@@ -72,7 +78,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     outputHighWaterBytes: options.local?.outputHighWaterBytes,
   });
 
-  if (options.markInterruptedLost !== false) await local.exec.markInterruptedLost();
+  if (options.markInterruptedLost !== false) await local.exec.resumeInterrupted();
 
   const configs = new Map<string, MachineConfig>();
   for (const config of options.machines ?? []) {
@@ -109,10 +115,10 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       return remote;
     },
     machineNames: () => ['local', ...configs.keys()],
-    close() {
+    close(closeOptions = {}) {
       closing ??= (async () => {
         await Promise.allSettled([...remotes.values()].map((remote) => remote.close()));
-        await local.exec.shutdown();
+        await local.exec.shutdown(undefined, { cancelRunning: closeOptions.cancelRunning ?? true });
         for (const dispose of disposers.reverse()) await dispose();
         await container.dispose();
         if (ownsStore) await store.close();

@@ -1,5 +1,5 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessExit, ReattachRequest, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
@@ -148,6 +148,8 @@ export class LocalExec implements ExecApi {
         envMode: spec.envMode,
         tty: spec.tty,
         stdin: spec.stdin,
+        timeoutMs: spec.timeoutMs,
+        killGraceMs: spec.killGraceMs,
       });
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
@@ -156,13 +158,21 @@ export class LocalExec implements ExecApi {
     active.process = proc;
     // Append calls are applied in call order, so output recorded below always follows Started.
     const startedAppend = this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined } }]);
+    this.#follow(active, proc, Date.now());
+    await startedAppend;
+    return this.get(id);
+  }
+
+  /** Records the output and the end of a running process (started now, or re-attached after a restart). */
+  #follow(active: ActiveExecution, proc: RunningProcess, startedAt: number): void {
+    const { spec } = active;
     const outputDone = this.#recordOutput(active, proc);
     if (active.pendingStop) {
       const { reason, signal, graceMs } = active.pendingStop;
       void this.#stop(active, reason, signal, graceMs);
     }
-    if (spec.timeoutMs !== undefined) {
-      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+    if (spec.timeoutMs !== undefined && !proc.enforcesTimeout) {
+      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), Math.max(0, startedAt + spec.timeoutMs - Date.now()));
     }
     void (async () => {
       const exit = await proc.exit;
@@ -170,13 +180,9 @@ export class LocalExec implements ExecApi {
       await outputDone;
       if (active.timeout) clearTimeout(active.timeout);
       await active.stopping;
-      await this.#finish(active, {
-        type: 'ExecutionExited',
-        data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors },
-      });
-    })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
-    await startedAppend;
-    return this.get(id);
+      await this.#finish(active, ...terminalEvents(exit, active.survivors));
+      proc.release?.();
+    })().catch(() => undefined); // only a closing store fails here; a restart re-attaches or marks the execution lost
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -187,6 +193,14 @@ export class LocalExec implements ExecApi {
       let last: Promise<unknown> = Promise.resolve();
       proc.output$.subscribe({
         next: (chunk) => {
+          if (chunk.dropped) {
+            const { bytes, limitBytes } = chunk.dropped;
+            last = this.#store
+              .append(active.id, [{ type: 'OutputTruncated', data: { droppedBytes: bytes, limitBytes } }])
+              .then(() => proc.outputRecorded?.(chunk))
+              .catch(() => undefined);
+            return;
+          }
           const size = chunk.data.byteLength;
           if (size === 0) return;
           waiting += size;
@@ -196,6 +210,7 @@ export class LocalExec implements ExecApi {
           }
           last = this.#store
             .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+            .then(() => proc.outputRecorded?.(chunk))
             .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
             .finally(() => {
               waiting -= size;
@@ -211,9 +226,9 @@ export class LocalExec implements ExecApi {
     });
   }
 
-  async #finish(active: ActiveExecution, terminal: ExecutionEvent): Promise<ExecutionState> {
+  async #finish(active: ActiveExecution, ...events: ExecutionEvent[]): Promise<ExecutionState> {
     try {
-      await this.#store.append(active.id, [terminal]);
+      await this.#store.append(active.id, events);
     } finally {
       this.#active.delete(active.id);
     }
@@ -336,7 +351,11 @@ export class LocalExec implements ExecApi {
     }
     if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
     const done = (async () => {
-      if (bytes.byteLength > 0) await active.process!.write(bytes);
+      if (bytes.byteLength > 0) {
+        const written = await active.process!.write(bytes, writeId === undefined ? undefined : { writeId });
+        // The backend took this write before (the reply was lost across a restart): recorded then.
+        if (written && written.duplicate) return bytes.byteLength;
+      }
       if (eof) {
         active.stdinOpen = false;
         await active.process!.closeStdin();
@@ -390,29 +409,84 @@ export class LocalExec implements ExecApi {
   }
 
   /**
-   * Marks executions that a previous run of this machine left running or queued as lost: their
-   * processes are not ours to re-attach. Call once at start, before serving.
+   * Re-attaches the executions a previous run of this machine left running or queued, where the
+   * process backend can (its processes outlive the daemon); marks the others lost with the
+   * reason. Call once at start, before serving. Returns the ids of both kinds.
    */
-  async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
-    const lost: string[] = [];
+  async resumeInterrupted(reason = 'the daemon restarted while it ran'): Promise<{ reattached: string[]; lost: string[] }> {
+    const interrupted: ExecutionState[] = [];
     for (const status of ['running', 'queued'] as const) {
       let cursor: string | undefined;
       do {
         const page = await this.#store.list({ status, limit: 500, cursor });
-        for (const state of page.items) {
-          if (this.#active.has(state.id)) continue;
-          await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
-          lost.push(state.id);
-        }
+        for (const state of page.items) if (!this.#active.has(state.id)) interrupted.push(state);
         cursor = page.cursor;
       } while (cursor);
     }
-    return lost;
+    const backend = this.#process;
+    if (!backend?.reattach) {
+      for (const state of interrupted) await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
+      return { reattached: [], lost: interrupted.map((s) => s.id) };
+    }
+    const requests: ReattachRequest[] = interrupted
+      .filter((state) => state.spec !== null)
+      .map((state) => ({
+        id: state.id,
+        pid: state.pid,
+        outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty + state.truncatedBytes,
+      }));
+    const results = await backend.reattach(requests);
+    const reattached: string[] = [];
+    const lost: string[] = [];
+    for (const state of interrupted) {
+      const result = results.get(state.id);
+      if (!state.spec || !result || 'lost' in result) {
+        const why = result && 'lost' in result ? result.lost : reason;
+        await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason: why } }]);
+        lost.push(state.id);
+        continue;
+      }
+      const proc = result.process;
+      const active: ActiveExecution = {
+        id: state.id,
+        spec: state.spec,
+        stdinOpen: state.spec.stdin && !state.stdinClosed,
+        writeIds: new Map(),
+        survivors: [],
+        gate: new AbortController(),
+        process: proc,
+      };
+      this.#active.set(state.id, active);
+      if (state.status === 'queued') {
+        // Spawned just before the previous daemon died, before it could record the start.
+        await this.#store.append(state.id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: state.spec.tty !== undefined } }]);
+      }
+      this.#follow(active, proc, state.startedAt ?? Date.now());
+      reattached.push(state.id);
+    }
+    return { reattached, lost };
   }
 
-  /** Cancels every active execution (used when the machine shuts down). */
-  async shutdown(graceMs = DEFAULT_CANCEL_GRACE_MS): Promise<void> {
-    await Promise.allSettled([...this.#active.keys()].map((id) => this.cancel(id, { graceMs })));
+  /**
+   * Stops following the active executions. With `cancelRunning` (the default) they are
+   * cancelled; without it, the ones whose backend lets their processes outlive this one are
+   * left running for the next start to re-attach, and the others are cancelled.
+   */
+  async shutdown(graceMs = DEFAULT_CANCEL_GRACE_MS, options: { readonly cancelRunning?: boolean } = {}): Promise<void> {
+    const cancelRunning = options.cancelRunning ?? true;
+    await Promise.allSettled(
+      [...this.#active.values()].map(async (active) => {
+        const detach = active.process?.detach;
+        if (!cancelRunning && detach && !active.stopping) {
+          if (active.timeout) clearTimeout(active.timeout);
+          this.#active.delete(active.id);
+          await detach.call(active.process);
+          return;
+        }
+        await this.cancel(active.id, { graceMs });
+      }),
+    );
+    await this.#process?.close?.();
   }
 
   async #activeProcess(id: string): Promise<ActiveExecution> {
@@ -428,6 +502,15 @@ export class LocalExec implements ExecApi {
     }
     return active;
   }
+}
+
+/** The events that end an execution whose process ended with `exit`. */
+function terminalEvents(exit: ProcessExit, survivors: readonly number[]): ExecutionEvent[] {
+  if (exit.lost !== undefined) return [{ type: 'ExecutionLost', data: { reason: exit.lost } }];
+  const events: ExecutionEvent[] = (exit.stops ?? []).map((stop) => ({ type: 'SignalSent', data: { signal: stop.signal, reason: stop.reason } }));
+  const all = [...new Set([...survivors, ...(exit.survivors ?? [])])];
+  events.push({ type: 'ExecutionExited', data: { exitCode: exit.exitCode, signal: exit.signal, survivors: all } });
+  return events;
 }
 
 function delay(ms: number): Promise<void> {

@@ -36,8 +36,16 @@ export interface DaemonOptions {
   readonly handshakeTimeoutMs?: number;
   readonly maxConnections?: number;
   readonly keepalive?: KeepaliveOptions;
-  /** Close the daemon on SIGTERM and SIGINT. Default false (the embedding program decides). */
+  /**
+   * Close the daemon on SIGTERM and SIGINT (leaving executions running for the next start to
+   * re-attach), and on SIGUSR2 (cancelling them). Default false (the embedding program decides).
+   */
   readonly handleSignals?: boolean;
+  /**
+   * Run each execution under a supervisor that outlives the daemon (the process plugin's
+   * `supervisorDir`, set to `<dataDir>/supervisors` unless its config names one). Default true.
+   */
+  readonly supervise?: boolean;
   /** Where log lines go. Default: nowhere. */
   readonly log?: (entry: LogEntry) => void;
 }
@@ -55,11 +63,12 @@ export interface Daemon {
   /** Resolves once the daemon has closed (by `close()` or a signal). */
   readonly closed: Promise<void>;
   /**
-   * Graceful shutdown: stops accepting, closes every client connection, cancels running
-   * executions (TERM, KILL after the grace; recorded as `cancelled`), closes the kernel, then the
-   * store. Idempotent.
+   * Graceful shutdown: stops accepting, closes every client connection, lets go of running
+   * executions (their supervisors keep them running; the next start re-attaches) or, with
+   * `cancelRunning`, cancels them (TERM, KILL after the grace; recorded as `cancelled`), closes
+   * the kernel, then the store. Idempotent (the first call's options hold).
    */
-  close(): Promise<void>;
+  close(options?: { readonly cancelRunning?: boolean }): Promise<void>;
 }
 
 /**
@@ -106,7 +115,8 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       log({ level: 'info', msg: loaded.created ? 'token created' : 'token loaded', tokenFile });
     }
 
-    const kernel = await createKernel({ plugins: options.plugins, store });
+    const plugins = options.supervise === false ? options.plugins : withSupervisorDir(options.plugins, join(dataDir, 'supervisors'));
+    const kernel = await createKernel({ plugins, store });
     cleanups.push(() => kernel.close());
     for (const failure of kernel.plugins.failed) {
       log({ level: 'warn', msg: 'plugin failed to load', plugin: failure.name, code: failure.error.code, error: failure.error.message });
@@ -148,19 +158,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const closed = new Promise<void>((done) => (resolveClosed = done));
     let closing: Promise<void> | undefined;
     const onSignal = (signal: NodeJS.Signals) => {
-      log({ level: 'info', msg: 'shutting down', signal });
-      void close();
+      const cancelRunning = signal === 'SIGUSR2';
+      log({ level: 'info', msg: 'shutting down', signal, cancelRunning });
+      void close({ cancelRunning });
     };
-    const close = () => {
+    const close = (closeOptions: { readonly cancelRunning?: boolean } = {}) => {
       closing ??= (async () => {
         if (options.handleSignals) {
           process.off('SIGTERM', onSignal);
           process.off('SIGINT', onSignal);
+          process.off('SIGUSR2', onSignal);
         }
         // Stop accepting and close every client first, so nobody starts work while we cancel.
         for (const session of sessions) session.close();
         await Promise.all(listeners.map((l) => l.close()));
-        await kernel.close();
+        await kernel.close({ cancelRunning: closeOptions.cancelRunning ?? false });
         await store.close();
         log({ level: 'info', msg: 'stopped' });
         resolveClosed();
@@ -170,12 +182,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     if (options.handleSignals) {
       process.on('SIGTERM', onSignal);
       process.on('SIGINT', onSignal);
+      process.on('SIGUSR2', onSignal);
     }
     return { url: listener.url, address: listener.address, urls: listeners.map((l) => l.url), tokenFile, kernel, closed, close };
   } catch (error) {
     await unwind();
     throw error;
   }
+}
+
+const PROCESS_PLUGIN = '@tether/plugin-process';
+
+/** The plugin entries with the process plugin told where its supervisors live (unless its config says). */
+function withSupervisorDir(entries: readonly PluginEntry[], dir: string): PluginEntry[] {
+  return entries.map((entry) => {
+    const plugin = 'plugin' in entry ? entry.plugin : entry;
+    if (plugin.name !== PROCESS_PLUGIN) return entry;
+    const config = 'plugin' in entry && typeof entry.config === 'object' && entry.config !== null ? (entry.config as Record<string, unknown>) : {};
+    return { plugin, config: { supervisorDir: dir, ...config } };
+  });
 }
 
 async function tlsMaterial(tls: DaemonOptions['tls']): Promise<{ cert: string | Buffer; key: string | Buffer } | undefined> {

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, readFile, stat } from 'node:fs/promises';
 import { delimiter, resolve } from 'node:path';
-import { TetherError } from '@tether/core';
+import { TetherError } from '@tether/core/lite';
 
 /** glibc's `execvp` searches this when PATH is unset. */
 const DEFAULT_PATH = '/bin:/usr/bin';

@@ -1,15 +1,13 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { TetherError, isTetherError, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
-import type * as NodePty from 'node-pty';
 import { z } from 'zod';
 import { checkExecutable } from './checkExecutable.js';
 import { PipeProcess } from './pipeProcess.js';
 import { EXEC_ID_VARIABLE } from './processTree.js';
 import { ProcessConfig, type ProcessConfigInput } from './processConfig.js';
-import { PtyProcess } from './ptyProcess.js';
+import { spawnPty } from './ptyProcess.js';
 
 const OsString = z.string().refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
 const SpecSchema = z.object({
@@ -21,6 +19,16 @@ const SpecSchema = z.object({
   tty: z.object({ cols: z.number().int().min(1).max(10_000), rows: z.number().int().min(1).max(10_000) }).optional(),
   stdin: z.boolean(),
 });
+
+/** A spawn with everything resolved: what a process is started with. */
+export interface PreparedSpawn {
+  readonly id: string;
+  readonly argv: string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  readonly tty?: { readonly cols: number; readonly rows: number };
+  readonly stdin: boolean;
+}
 
 /** Variables a terminal's size comes from; inherited ones would contradict the PTY's size. */
 const TERMINAL_SIZE_VARIABLES = new Set(['COLUMNS', 'LINES']);
@@ -45,7 +53,6 @@ const TERMINAL_SIZE_VARIABLES = new Set(['COLUMNS', 'LINES']);
  */
 export class ChildProcessBackend implements ProcessBackend {
   readonly #config: ProcessConfig;
-  #pty: typeof NodePty | undefined;
 
   /** Options as in the plugin's config; invalid ones fail with `INVALID_ARGUMENT`. */
   constructor(options: ProcessConfigInput = {}) {
@@ -55,13 +62,30 @@ export class ChildProcessBackend implements ProcessBackend {
   }
 
   async spawn(input: ProcessSpec): Promise<RunningProcess> {
+    const prepared = await this.prepare(input);
+    return prepared.tty ? spawnPty(prepared) : spawnPipes(prepared.argv, prepared.cwd, prepared.env, prepared, this.#config.drainTimeoutMs);
+  }
+
+  /**
+   * Validates a spec and resolves everything a spawn needs (cwd checked, environment built, a
+   * PTY's program looked up), so that the failures a spawn can foresee come from here.
+   */
+  async prepare(input: ProcessSpec): Promise<PreparedSpawn> {
     const parsed = SpecSchema.safeParse(input);
     if (!parsed.success) throw invalid('process spec', parsed.error);
     const spec = parsed.data;
     const cwd = resolve(spec.cwd ?? process.cwd());
     await checkCwd(cwd);
     const env = this.#environment(spec.env ?? {}, spec.envMode, spec.id, cwd, spec.tty !== undefined);
-    return spec.tty ? this.#spawnPty(spec.argv, cwd, env, spec.tty, spec) : spawnPipes(spec.argv, cwd, env, spec, this.#config.drainTimeoutMs);
+    if (spec.tty) {
+      env['TERM'] ??= this.#config.term;
+      await checkExecutable(spec.argv, { ...env, PWD: cwd }, cwd);
+    }
+    return { id: spec.id, argv: spec.argv, cwd, env, tty: spec.tty, stdin: spec.stdin };
+  }
+
+  get config(): ProcessConfig {
+    return this.#config;
   }
 
   #environment(own: Record<string, string>, mode: 'merge' | 'exact', id: string, cwd: string, tty: boolean): Record<string, string> {
@@ -78,35 +102,6 @@ export class ChildProcessBackend implements ProcessBackend {
     for (const [key, value] of Object.entries(own)) entries.set(key, value);
     entries.set(EXEC_ID_VARIABLE, id);
     return Object.fromEntries(entries);
-  }
-
-  async #spawnPty(
-    argv: string[],
-    cwd: string,
-    env: Record<string, string>,
-    size: { cols: number; rows: number },
-    spec: { id: string; stdin: boolean },
-  ): Promise<RunningProcess> {
-    const pty = this.#loadPty();
-    env['TERM'] ??= this.#config.term;
-    await checkExecutable(argv, { ...env, PWD: cwd }, cwd);
-    let term: NodePty.IPty;
-    try {
-      term = pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null });
-    } catch (cause) {
-      const errno = (cause as NodeJS.ErrnoException).code;
-      throw new TetherError('SPAWN_FAILED', `spawn failed: ${(cause as Error).message}`, errno ? { errno } : {}, { cause });
-    }
-    return new PtyProcess(term, { id: spec.id, stdin: spec.stdin });
-  }
-
-  #loadPty(): typeof NodePty {
-    try {
-      this.#pty ??= createRequire(import.meta.url)('node-pty') as typeof NodePty;
-      return this.#pty;
-    } catch (cause) {
-      throw new TetherError('BACKEND_UNAVAILABLE', `terminals are unavailable: node-pty could not be loaded (${(cause as Error).message})`, { backend: 'pty' }, { cause });
-    }
   }
 }
 

@@ -21,6 +21,16 @@ export const ProcessConfig = z.strictObject({
   env: z.record(z.string().min(1), z.string()).default({}),
   /** `TERM` for a PTY whose environment has none. Default `xterm-256color`. */
   term: z.string().min(1).default('xterm-256color'),
+  /**
+   * Run each execution under a supervisor of its own that outlives the daemon (see the README),
+   * keeping its sockets, records and spools in this directory. The daemon sets it to
+   * `<data dir>/supervisors`; without it processes are the daemon's own children.
+   */
+  supervisorDir: z.string().min(1).optional(),
+  /** Most output a supervisor spools while no daemon is attached; beyond, it is dropped and recorded as OutputTruncated. Default 256 MiB. */
+  spoolLimitBytes: z.number().int().min(1).default(256 * 1024 * 1024),
+  /** Supervisors kept started and idle so that a spawn need not wait for one. Default 1. */
+  warmSupervisors: z.number().int().min(0).max(16).default(1),
 });
 export type ProcessConfig = z.output<typeof ProcessConfig>;
 export type ProcessConfigInput = z.input<typeof ProcessConfig>;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
-import { TetherError, normalizeSignal } from '@tether/core';
+import { TetherError, normalizeSignal } from '@tether/core/lite';
 
 /** The variable every execution's environment carries, so that escaped descendants can be found. */
 export const EXEC_ID_VARIABLE = 'TETHER_EXEC_ID';

@@ -1,10 +1,12 @@
 import { readFileSync, readSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
-import { TetherError, type OutputChunk, type ProcessExit, type RunningProcess } from '@tether/core';
+import type { OutputChunk, ProcessExit, RunningProcess } from '@tether/core';
+import { TetherError } from '@tether/core/lite';
 import type { IPty } from 'node-pty';
 import type { Observable } from 'rxjs';
 import { OutputPump } from './outputPump.js';
+import { loadPty } from './ptyModule.js';
 import { findSurvivors, signalGroup, signalPids } from './processTree.js';
 
 /** The terminal's end-of-file character (VEOF, ^D), as node-pty sets up the terminal. */
@@ -263,4 +265,26 @@ function statOf(pid: number): { state: string; startTime: string } | undefined {
 function signalName(signal: number): string {
   const names = constants.signals as Record<string, number>;
   return Object.keys(names).find((name) => names[name] === signal) ?? `SIG${signal}`;
+}
+
+/** Starts `prepared` (its `tty` set, its program checked) in a new pseudo-terminal. */
+export function spawnPty(prepared: {
+  readonly id: string;
+  readonly argv: readonly string[];
+  readonly cwd: string;
+  readonly env: Record<string, string>;
+  readonly tty?: { readonly cols: number; readonly rows: number };
+  readonly stdin: boolean;
+}): PtyProcess {
+  const { argv, cwd, env } = prepared;
+  const size = prepared.tty ?? { cols: 80, rows: 24 };
+  const pty = loadPty();
+  let term: IPty;
+  try {
+    term = pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null });
+  } catch (cause) {
+    const errno = (cause as NodeJS.ErrnoException).code;
+    throw new TetherError('SPAWN_FAILED', `spawn failed: ${(cause as Error).message}`, errno ? { errno } : {}, { cause });
+  }
+  return new PtyProcess(term, { id: prepared.id, stdin: prepared.stdin });
 }

@@ -7,7 +7,7 @@ import { daemonFiles, tetherPaths, type DaemonFiles } from '../../paths.js';
 
 export default class DaemonServe extends TetherCommand {
   static override summary = 'Run the tether daemon in the foreground.';
-  static override description = `Serves this machine to tether clients: always on the Unix socket <data-dir>/daemon.sock (mode 0600), and on --listen (default 127.0.0.1:7337: loopback TCP, which the ssh transport reaches through SSH; clients need the token). Executions are recorded in <data-dir>/events (LevelDB). Logs JSON lines to stderr; prints {"ok","pid","data_dir","socket","urls","token_file"} on stdout once serving. SIGTERM or SIGINT stops it gracefully (running executions are cancelled).
+  static override description = `Serves this machine to tether clients: always on the Unix socket <data-dir>/daemon.sock (mode 0600), and on --listen (default 127.0.0.1:7337: loopback TCP, which the ssh transport reaches through SSH; clients need the token). Executions are recorded in <data-dir>/events (LevelDB). Logs JSON lines to stderr; prints {"ok","pid","data_dir","socket","urls","token_file"} on stdout once serving. SIGTERM or SIGINT stops it gracefully (running executions keep running under their supervisors, for the next daemon to re-attach); SIGUSR2 stops it and cancels them.
 
 The CLI starts this in the background by itself for the machine "local" (Unix socket only). When such a daemon already holds the data dir, "daemon serve --listen ADDR" does not fail on the store's lock: it serves ADDR for that daemon (same token, same checks) until that daemon stops, and prints "attached_to": its pid. Run it by hand to serve other machines over TCP, or to watch its log.`;
   static override examples = [

@@ -9,11 +9,15 @@ import { parseDuration } from '../../duration.js';
 export default class DaemonStop extends TetherCommand {
   static override summary = 'Stop the local daemon.';
   static override description =
-    'Sends SIGTERM to the daemon (found by asking it, or by its pid file) and waits for it to exit. Its running executions are cancelled (TERM, then KILL) and recorded as such. Prints {"ok":true,"stopped":true,"pid"}, or {"ok":true,"stopped":false,"reason"} when none runs. The next command that needs "local" starts a new one.';
-  static override examples = [{ description: 'Stop it (e.g. after upgrading tether)', command: '<%= config.bin %> daemon stop' }];
+    'Sends SIGTERM to the daemon (found by asking it, or by its pid file) and waits for it to exit. Running executions keep running under their supervisors; the next daemon (started by the next command that needs "local", possibly a newer build) re-attaches to them and records what they wrote meanwhile. With --cancel-running (SIGUSR2) they are cancelled instead (TERM, then KILL) and recorded as such. Prints {"ok":true,"stopped":true,"pid","cancel_running"}, or {"ok":true,"stopped":false,"reason"} when none runs.';
+  static override examples = [
+    { description: 'Stop it (e.g. after upgrading tether); executions keep running', command: '<%= config.bin %> daemon stop' },
+    { description: 'Stop it and cancel what it runs', command: '<%= config.bin %> daemon stop --cancel-running' },
+  ];
   static override flags = {
     'data-dir': Flags.string({ description: 'the daemon state directory (default: $XDG_STATE_HOME/tether)' }),
     timeout: Flags.string({ description: 'how long to wait for it to exit', default: '20s' }),
+    'cancel-running': Flags.boolean({ description: 'cancel the running executions instead of leaving them to the next daemon', default: false }),
   };
 
   async run(): Promise<void> {
@@ -26,7 +30,7 @@ export default class DaemonStop extends TetherCommand {
     const status = await localDaemonStatus(files).catch(() => ({ running: false as const }));
     const pid = status.running ? status.info.pid : await pidFromFile(files);
     if (pid === undefined) return this.emit({ ok: true, stopped: false, reason: 'not running' });
-    process.kill(pid, 'SIGTERM');
+    process.kill(pid, flags['cancel-running'] ? 'SIGUSR2' : 'SIGTERM');
     const deadline = Date.now() + timeoutMs;
     while (isAlive(pid)) {
       if (Date.now() > deadline) {
@@ -36,6 +40,6 @@ export default class DaemonStop extends TetherCommand {
       }
       await new Promise((r) => setTimeout(r, 50));
     }
-    this.emit({ ok: true, stopped: true, pid });
+    this.emit({ ok: true, stopped: true, pid, cancel_running: flags['cancel-running'] });
   }
 }

@@ -1,0 +1,54 @@
+// The framing between a daemon and an execution's supervisor, over the supervisor's Unix socket.
+// A frame is [u32 length of the rest][u32 length of the JSON header][JSON header][raw payload]:
+// control messages are the header alone; output and stdin bytes travel raw in the payload.
+
+/** Largest frame either side accepts (a header is small; payloads are output chunks or writes). */
+export const MAX_FRAME_BYTES = 17 * 1024 * 1024;
+
+export interface Frame {
+  readonly header: Record<string, unknown> & { readonly t: string };
+  readonly payload: Buffer;
+}
+
+export function encodeFrame(header: { readonly t: string } & Record<string, unknown>, payload?: Uint8Array): Buffer {
+  const json = Buffer.from(JSON.stringify(header));
+  const size = payload?.byteLength ?? 0;
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(4 + json.byteLength + size, 0);
+  head.writeUInt32BE(json.byteLength, 4);
+  return size > 0 ? Buffer.concat([head, json, payload!]) : Buffer.concat([head, json]);
+}
+
+/** Cuts a byte stream into frames; a malformed or oversized frame is an error (the peer is dropped). */
+export class FrameReader {
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+
+  /** Returns the complete frames in `data` (and what came before it). Throws on a malformed frame. */
+  push(data: Buffer): Frame[] {
+    this.#pending.push(data);
+    this.#pendingBytes += data.byteLength;
+    const frames: Frame[] = [];
+    let buffer = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
+    let at = 0;
+    while (buffer.byteLength - at >= 4) {
+      const length = buffer.readUInt32BE(at);
+      if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+      if (buffer.byteLength - at - 4 < length) break;
+      const headerLength = buffer.readUInt32BE(at + 4);
+      if (headerLength > length - 4) throw new Error('bad frame header length');
+      const header = JSON.parse(buffer.toString('utf8', at + 8, at + 8 + headerLength)) as Frame['header'];
+      if (typeof header !== 'object' || header === null || typeof header.t !== 'string') throw new Error('bad frame header');
+      frames.push({ header, payload: buffer.subarray(at + 8 + headerLength, at + 4 + length) });
+      at += 4 + length;
+    }
+    buffer = buffer.subarray(at);
+    this.#pending = buffer.byteLength > 0 ? [buffer] : [];
+    this.#pendingBytes = buffer.byteLength;
+    return frames;
+  }
+}
+
+/** Output streams by number, as they travel in frames and in the spool. */
+export const STREAMS = ['stdout', 'stderr', 'pty'] as const;
+export type StreamName = (typeof STREAMS)[number];
