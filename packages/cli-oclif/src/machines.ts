@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Channel, Kernel, RemoteMachine, Transport } from '@tether/core';
+import type { Channel, Kernel, MachineConfig, RemoteMachine, Transport } from '@tether/core';
 import { CliError } from './cliError.js';
 import { loadRuntime } from './runtimeLoader.js';
 import type { ConfiguredMachine, TetherConfig } from './config/configFile.js';
@@ -29,6 +29,8 @@ export interface OpenedMachine {
   readonly transport: string;
   readonly machine: RemoteMachine;
   readonly isLocal: boolean;
+  /** The machine's config (none for `local`). */
+  readonly config?: MachineConfig;
 }
 
 /** How long to wait for the first connection to a configured machine. Default 10 s. */
@@ -140,7 +142,7 @@ export class Machines {
       reconnect: { giveUpAfterMs: RECONNECT_GIVE_UP_MS },
     });
     this.#opened.push(machine);
-    return { name: machineConfig.name, transport: machineConfig.transport, machine, isLocal: false };
+    return { name: machineConfig.name, transport: machineConfig.transport, machine, isLocal: false, config: machineConfig };
   }
 
   /** The machine's transport (its plugins loaded once per transport name), after checking the machine's fields with its schema. */

@@ -82,3 +82,26 @@ export function commandExitCode(state: ExecutionState): number {
       return 0;
   }
 }
+
+/**
+ * The `error` of `exec run`'s `finished` line, worded as codex-remote words it (skills match on
+ * it): `exit status N` for a non-zero exit, `signal: SIGTERM` when a signal ended the command,
+ * the reason when it failed to start or was lost; undefined when it exited 0.
+ */
+export function finishedError(state: ExecutionState): string | undefined {
+  switch (state.endReason) {
+    case 'exited':
+      return state.exitCode ? `exit status ${state.exitCode}` : undefined;
+    case 'signaled':
+    case 'cancelled':
+    case 'timed_out':
+      if (state.exitCode !== null && state.exitCode !== 0) return `exit status ${state.exitCode}`;
+      return state.signal ? `signal: ${state.signal}` : state.endReason.replace('_', ' ');
+    case 'failed_to_start':
+      return state.error?.message ?? 'failed to start';
+    case 'lost':
+      return state.error?.message ?? 'lost';
+    default:
+      return undefined;
+  }
+}

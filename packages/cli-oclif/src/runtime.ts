@@ -18,7 +18,7 @@ export { connectWs } from '@tether/transport-ws';
 export { WsMachineFields } from './config/wsMachineFields.js';
 export { formatIssues } from './config/formatIssues.js';
 export { connectLocalDaemon, localDaemonStatus, pidFromFile, isAlive } from './localDaemon.js';
-export { resultJson, commandExitCode } from './resultJson.js';
+export { resultJson, commandExitCode, finishedError } from './resultJson.js';
 export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernelPlugins.js';
 
 /** Reads and validates the config file (see config/configFile.ts). */

@@ -31,7 +31,7 @@ export type GpuGateOptions = z.infer<typeof GpuGateOptions>;
 
 /**
  * What to run. Exactly one of `argv` (run as is, no shell) or `command` (a shell string run
- * by `shell -c`, `sh` unless `shell` says otherwise; a non-login shell).
+ * by `shell -c`, `sh` unless `shell` says otherwise; a non-login shell unless `login`).
  */
 export const ExecutionSpec = z
   .object({
@@ -39,6 +39,8 @@ export const ExecutionSpec = z
     command: OsString.min(1).optional(),
     /** The shell for `command`. Default `sh`. */
     shell: OsString.min(1).optional(),
+    /** Run `command` in a login shell (`shell -lc`: it reads `~/.profile`, which often sets PATH, conda, CUDA). Default false. */
+    login: z.boolean().optional(),
     /** Working directory; default the backend's (the daemon's) cwd. */
     cwd: OsString.min(1).optional(),
     /** Environment variables; merged onto the backend's environment unless `envMode: 'exact'`. */

@@ -137,7 +137,7 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
     let proc: RunningProcess;
     try {
       proc = await this.#process!.spawn({

@@ -40,6 +40,8 @@ export const MachineFields = z.looseObject({
   daemon_port: z.number().int().min(1).max(65535).optional(),
   daemon_cmd: z.string().min(1).optional(),
   use_direct_addr: z.boolean().optional(),
+  /** Commands run with `sh -lc` and PYTHONUNBUFFERED=1 (as codexd runs them). Default true except on `local`. */
+  login_shell: z.boolean().optional(),
 });
 
 const ConfigShape = z.looseObject({

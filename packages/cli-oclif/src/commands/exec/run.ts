@@ -1,12 +1,12 @@
 import { loadRuntime } from '../../runtimeLoader.js';
 import { TetherCommand, machineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags } from '../../execFlags.js';
+import { execSpecFlags, specFromFlags, specTarget } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
 
 export default class ExecRun extends TetherCommand {
   static override summary = 'Run a command and stream its output; exit with its exit code.';
-  static override description = `Prints JSON lines: {"type":"started","exec_id","status":"running","started_at"}, then {"type":"log","stream":"stdout|stderr","line","seq"} for each line as it comes, then {"type":"finished","exec_id","status":"finished","end_reason","exit_code","finished_at","duration_ms"}.
+  static override description = `Prints JSON lines: {"type":"started","exec_id","status":"running","started_at"}, then {"type":"log","stream":"stdout|stderr","line","seq"} for each line as it comes, then {"type":"finished","exec_id","status":"finished","end_reason","exit_code","finished_at","duration_ms","error"?} (error, as codex-remote words it, when it did not exit 0: "exit status N", "signal: SIGTERM", or why it failed to start or was lost).
 
 The CLI exits with the command's exit code (128+N if signal N ended it, 124 if it timed out, 127 if it could not start, 255 if it was lost). Ctrl-C cancels the command (TERM, then KILL) and still prints how it ended.`;
   static override examples = [
@@ -19,9 +19,10 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
     this.useConfig(flags.config);
-    const { machine, isLocal } = await this.openMachine(flags.machine);
-    const { commandExitCode, durationMs } = await loadRuntime();
-    const spec = await specFromFlags(flags, isLocal);
+    const opened = await this.openMachine(flags.machine);
+    const { machine } = opened;
+    const { commandExitCode, durationMs, finishedError } = await loadRuntime();
+    const spec = await specFromFlags(flags, specTarget(opened));
     const initial = await machine.exec.start(spec);
     const id = initial.id;
     let startedShown = false;
@@ -60,6 +61,7 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       exit_code: state.exitCode,
       finished_at: rfc3339(state.finishedAt),
       duration_ms: durationMs(state),
+      ...withError(finishedError(state)),
     });
     if (state.endReason === 'failed_to_start') {
       const { failedToStart } = await import('../../execFailure.js');
@@ -67,5 +69,9 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
     }
     process.exitCode = commandExitCode(state);
   }
+}
+
+function withError(error: string | undefined): { error?: string } {
+  return error === undefined ? {} : { error };
 }
 

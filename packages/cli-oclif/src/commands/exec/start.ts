@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { TetherCommand, machineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags } from '../../execFlags.js';
+import { execSpecFlags, specFromFlags, specTarget } from '../../execFlags.js';
 
 export default class ExecStart extends TetherCommand {
   static override summary = 'Start a command and return at once; it keeps running.';
@@ -21,8 +21,9 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecStart);
     this.useConfig(flags.config);
-    const { machine, name, isLocal } = await this.openMachine(flags.machine);
-    const spec = await specFromFlags(flags, isLocal);
+    const opened = await this.openMachine(flags.machine);
+    const { machine, name } = opened;
+    const spec = await specFromFlags(flags, specTarget(opened));
     const state = await machine.exec.start({ ...spec, ...(flags.id !== undefined ? { id: flags.id } : {}) });
     if (state.status === 'finished') {
       this.emit({ exec_id: state.id, machine: name, status: state.status, end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) });

@@ -8,11 +8,12 @@ import { LineSplitter, type LogRecord } from '../../lineSplitter.js';
 
 export default class ExecWatch extends TetherCommand {
   static override summary = 'Follow an execution from a durable cursor; exit with its exit code.';
-  static override description = `Prints {"type":"log","stream","line","seq"} for each line after --after-seq (default: from the start), live as they come, then {"type":"summary","exec_id","status","end_reason","exit_code","duration_ms","last_seq"}.
+  static override description = `Prints {"type":"log","stream","line","seq"} for each line after --after-seq, live as they come (with no --after-seq: from the execution's current end, as codex-remote's watch does; --full replays it from the start), then {"type":"summary","exec_id","status","end_reason","exit_code","duration_ms","last_seq"}.
 
 last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly where this one stopped, with nothing missed and nothing twice. It stops when the execution finishes (and exits with its exit code, like exec run), when a line matches --until-pattern, after --max-events lines, or after --timeout (exit 0 while it still runs). It stops between events, so it may print a few lines past --max-events, and a line cut by the stop is printed in two parts across two watches.`;
   static override examples = [
-    { description: 'Follow to the end', command: '<%= config.bin %> exec watch --id train-42' },
+    { description: 'Follow what comes from now on, to the end', command: '<%= config.bin %> exec watch --id train-42' },
+    { description: 'Replay everything, then follow', command: '<%= config.bin %> exec watch --id train-42 --full' },
     { description: 'Wait until the server says it is ready', command: "<%= config.bin %> exec watch --id web-1 --until-pattern 'listening on'" },
     { description: 'Read 100 lines at a time, resuming from the cursor', command: '<%= config.bin %> exec watch --id train-42 --after-seq 118 --max-events 100' },
   ];
@@ -20,7 +21,8 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
     machine: machineFlag,
     id: Flags.string({ description: 'the execution id (exec_id)', required: true }),
     stream: Flags.string({ description: 'which output', options: ['stdout', 'stderr', 'both'], default: 'both' }),
-    'after-seq': Flags.integer({ description: 'start after this seq (a last_seq printed before)', min: 0, default: 0 }),
+    'after-seq': Flags.integer({ description: 'start after this seq (a last_seq printed before); default: the current end', min: 0, exclusive: ['full'] }),
+    full: Flags.boolean({ description: 'replay the output from the start (the same as --after-seq 0)', default: false }),
     'until-pattern': Flags.string({ description: 'stop after a line matching this regular expression' }),
     'max-events': Flags.integer({ description: 'stop after this many lines', min: 1 }),
     timeout: Flags.string({ description: 'stop watching after this long (500ms, 10s, 5m); the execution goes on' }),
@@ -41,7 +43,8 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
     const wanted = (stream: string) => flags.stream === 'both' || (flags.stream === 'stderr') === (stream === 'stderr');
 
     const lines = new LineSplitter();
-    let cursor = flags['after-seq'];
+    // No cursor: what is new from now on (replaying a long execution's whole output is rarely what is wanted).
+    let cursor = flags['after-seq'] ?? (flags.full ? 0 : (await machine.exec.get(flags.id)).lastSeq);
     let printed = 0;
     let finished = false;
     const print = (records: LogRecord[]) => {

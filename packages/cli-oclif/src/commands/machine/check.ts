@@ -1,12 +1,12 @@
 import { Flags } from '@oclif/core';
 import { TetherCommand, machineFlag } from '../../baseCommand.js';
 import { parseDuration } from '../../duration.js';
-import { checkMachine, statusJson } from '../../machineStatus.js';
+import { checkCouldNotRun, checkMachine, statusJson } from '../../machineStatus.js';
 
 export default class MachineCheck extends TetherCommand {
   static override summary = 'Check that a machine answers.';
   static override description =
-    'Connects to the machine\'s daemon (starting the local one if needed) and prints {"name","transport","ssh_ok","daemon_ok","latency_ms","checked_at","daemon_version"?,"error"?}; ssh_ok is null for transports without SSH. A machine that does not answer is printed with daemon_ok false and its error, and the command exits non-zero (6: not reachable, 7: refused the token).';
+    'Connects to the machine\'s daemon (starting the local one if needed) and prints {"name","transport","ssh_ok","daemon_ok","latency_ms","checked_at","daemon_version"?,"error"?}; ssh_ok is null for transports without SSH. The check is a report: a machine that does not answer (no daemon, a refused token, something else on the port) is printed with daemon_ok false and its error, and the command still exits 0, so that a script under set -e can go on to machine up. It exits non-zero (error on stderr, nothing on stdout) only when the check could not run: a bad flag (2), a bad config (3), an unknown machine or transport (4).';
   static override examples = [
     { description: 'Is gpu1 reachable?', command: '<%= config.bin %> machine check --machine gpu1' },
     { description: 'Start and check the local daemon', command: '<%= config.bin %> machine check' },
@@ -30,7 +30,7 @@ export default class MachineCheck extends TetherCommand {
     }
     const status = await checkMachine(machines, flags.machine, timeoutMs);
     this.stopProgress();
+    if (status.failure !== undefined && checkCouldNotRun(status.failure)) throw status.failure;
     this.emit(statusJson(status));
-    if (status.failure !== undefined) throw status.failure;
   }
 }
