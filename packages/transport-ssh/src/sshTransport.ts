@@ -133,12 +133,13 @@ export class SshTransport implements Transport {
       const cached = config.token === undefined && pooled.tokens.has(tokenFile);
       const token = config.token ?? pooled.tokens.get(tokenFile) ?? (await readRemoteToken(ssh, tokenFile, name));
       if (config.token === undefined) pooled.tokens.set(tokenFile, token);
-      const { stream, display, failure } = await openDaemonStream(ssh, pooled, config, name);
+      const { stream, display, failure, probe } = await openDaemonStream(ssh, pooled, config, name);
       try {
         const channel = await wsOverStream(stream, {
           token,
           url: `ws://127.0.0.1:${port}/`,
           display,
+          probe,
           signal,
           handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
           keepalive: this.#options.keepalive,
