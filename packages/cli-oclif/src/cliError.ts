@@ -192,7 +192,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
     case 'PATH_EXISTS':
       return 'the target exists: remove it first or choose another path';
     case 'PATH_OUTSIDE_ROOT':
-      return "the daemon only serves files inside its roots (the user's home by default)";
+      if (typeof details['leftOut'] === 'string') {
+        return `${String(details['leftOut'])} is not one of the daemon's roots: ${String(details['reason'])}. Use a directory under the home directory, or make it a root on purpose: plugins: { '@tether/plugin-filesystem': { roots: ['~', '${String(details['leftOut'])}'] } } in the config of the daemon's machine`;
+      }
+      return "the daemon only serves files inside its roots: the user's home, its data dir, and /tmp where the kernel protects shared temp dirs (set plugins: { '@tether/plugin-filesystem': { roots: [...] } } in the config of the daemon's machine for others)";
     case 'DIRECTORY_NOT_EMPTY':
       return 'pass --recursive to remove a directory with its contents';
     case 'TOO_LARGE':

@@ -67,7 +67,9 @@ export class Machines {
   }
 
   config(): Promise<TetherConfig> {
-    this.#config ??= loadRuntime().then(({ loadConfig }) => loadConfig(this.configPath, this.#ctx.configPath !== undefined));
+    // Without --config and without tether's own file, codex-remote's config is read (a drop-in should find the machines).
+    const explicit = this.#ctx.configPath !== undefined;
+    this.#config ??= loadRuntime().then(({ loadConfig }) => loadConfig(this.configPath, explicit, explicit ? undefined : tetherPaths().codexRemoteConfigFile));
     return this.#config;
   }
 
@@ -128,6 +130,14 @@ export class Machines {
     try {
       first = await transport.connect(machineConfig, timeout);
     } catch (error) {
+      // A field the transport could not use (an addr that is not an address…) is the config's fault, not the flags'.
+      if ((error as { code?: unknown }).code === 'INVALID_ARGUMENT') {
+        const config = await this.config();
+        throw new CliError('CONFIG_INVALID', `${config.path}: machine ${machineConfig.name}: ${(error as Error).message}`, {
+          hint: `fix machine ${machineConfig.name} (${configured.where}) in ${config.path}`,
+          cause: error,
+        });
+      }
       if (timeout.aborted) {
         throw new CliError('CONNECTION_LOST', `connection refused: machine ${machineConfig.name} did not answer within ${connectTimeoutMs / 1000}s`, {
           hint: `check that ${machineConfig.name} is reachable: tether machine check --machine ${machineConfig.name}`,
@@ -165,7 +175,14 @@ export class Machines {
     if (schema) {
       const { validateWithSchema, formatIssues } = await loadRuntime();
       const issue = await validateWithSchema(schema, machine);
-      if (issue) throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, { hint: `fix machine ${machine.name} in ${config.path}` });
+      if (issue) {
+        const missingToken = name === 'ws' && issue.path?.[0] === 'token' && machine['token'] === undefined && machine['token_file'] === undefined;
+        throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, {
+          hint: missingToken
+            ? `a tether daemon always wants its token (codexd without auth_token did not): copy the daemon's token file from ${machine.name} (~/.local/state/tether/token there, or <data-dir>/token) to ~/.config/tether/${machine.name}.token (mode 0600), and set token_file: ~/.config/tether/${machine.name}.token for machine ${machine.name} in ${config.path}`
+            : `fix machine ${machine.name} in ${config.path}`,
+        });
+      }
     }
     return transport;
   }

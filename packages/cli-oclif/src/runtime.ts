@@ -22,9 +22,9 @@ export { resultJson, commandExitCode, finishedError } from './resultJson.js';
 export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernelPlugins.js';
 
 /** Reads and validates the config file (see config/configFile.ts). */
-export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+export async function loadConfig(path: string, explicit: boolean, fallback?: string): Promise<TetherConfig> {
   const config = await import('./config/configFile.js');
-  return config.loadConfig(path, explicit);
+  return config.loadConfig(path, explicit, fallback);
 }
 
 /**

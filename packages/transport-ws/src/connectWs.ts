@@ -40,7 +40,7 @@ const MiB = 1024 * 1024;
 /**
  * Connects to a daemon and returns the connection as a `Channel`. `url` is `ws://host:port`,
  * `wss://host:port`, a Unix socket path (`/run/…/daemon.sock`, `unix:/…`), or `host:port`
- * (taken as `ws://`).
+ * (taken as `ws://`); `http://` and `https://` are taken as `ws://` and `wss://`.
  *
  * Fails with `UNAUTHORIZED` ("unauthorized: …") when the daemon refuses the token (401) or the
  * request (403), `CONNECTION_LOST` ("connection refused: …") when nothing listens there, and
@@ -124,12 +124,14 @@ export function parseDaemonUrl(url: string): { wsUrl: string; display: string; t
   }
   let parsed: URL;
   try {
-    parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url : `ws://${url}`);
+    // http:// and https:// (codex-remote's direct addresses) name the same daemon's WebSocket.
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(url) ? url.replace(/^http(s?):\/\//i, 'ws$1://') : `ws://${url}`;
+    parsed = new URL(withScheme);
   } catch {
     throw new TetherError('INVALID_ARGUMENT', 'the daemon address is not a valid URL (expected ws://host:port, wss://host:port or a socket path)');
   }
   if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
-    throw new TetherError('INVALID_ARGUMENT', `unsupported scheme ${parsed.protocol} for a daemon (use ws:// or wss://)`);
+    throw new TetherError('INVALID_ARGUMENT', `unsupported scheme ${parsed.protocol} for a daemon (use ws://, wss://, http:// or https://)`);
   }
   const display = `${parsed.protocol}//${parsed.host}`;
   if (parsed.username || parsed.password || parsed.searchParams.has('token') || parsed.searchParams.has('access_token')) {

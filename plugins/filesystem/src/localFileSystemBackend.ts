@@ -17,6 +17,7 @@ import {
 import { Confinement, type DirHandle } from './confinement.js';
 import { FileSystemConfig, type FileSystemConfigInput } from './fileSystemConfig.js';
 import { errnoOf, fsError, pathError } from './fsError.js';
+import { tempRoots, type TempRootOptions } from './tempRoots.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -62,6 +63,8 @@ export interface LocalFileSystemBackendOptions {
    * the portable dev/ino fallback (for tests of that path).
    */
   readonly procfs?: boolean;
+  /** Decides whether a shared /tmp joins the default roots (see `tempRoots`). Default: what /proc/sys/fs says. */
+  readonly kernelProtectsStickyDirs?: TempRootOptions['kernelProtectsStickyDirs'];
 }
 
 /**
@@ -94,8 +97,15 @@ export class LocalFileSystemBackend implements FileSystemBackend {
     if (!parsed.success) throw invalid('filesystem config', parsed.error);
     this.config = parsed.data;
     const home = homedir();
-    const roots = this.config.roots ?? (this.config.dataDir === undefined ? [home] : [home, this.config.dataDir]);
-    this.#confinement = new Confinement(roots, home, options);
+    let roots = this.config.roots;
+    let leftOut: Array<{ dir: string; reason: string }> = [];
+    if (!roots) {
+      // The default: home, the data dir, and the temp dirs that are safe to share (see tempRoots).
+      const temps = tempRoots(options);
+      roots = [home, ...(this.config.dataDir === undefined ? [] : [this.config.dataDir]), ...temps.filter((t) => t.included).map((t) => t.dir)];
+      leftOut = temps.filter((t) => !t.included).map((t) => ({ dir: t.dir, reason: t.reason! }));
+    }
+    this.#confinement = new Confinement(roots, home, { ...options, leftOut });
   }
 
   /** The roots, resolved with realpath. */

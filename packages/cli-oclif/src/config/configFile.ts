@@ -20,6 +20,8 @@ export interface TetherConfig {
   readonly machines: readonly ConfiguredMachine[];
   /** Config of the local daemon's kernel plugins, by plugin name (`@tether/plugin-filesystem: { roots: [...] }`). */
   readonly plugins: Readonly<Record<string, unknown>>;
+  /** True when this is codex-remote's config (`~/.config/codex-remote/config.yaml`), read because tether has none. */
+  readonly codexRemote?: boolean;
 }
 
 /**
@@ -54,19 +56,36 @@ const ConfigShape = z.looseObject({
  * missing file is an error rather than an empty config. Fails with `CONFIG_INVALID` naming the
  * file and the bad field (`machines[2].daemon_port: expected a number`).
  */
-export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+export async function loadConfig(path: string, explicit: boolean, fallback?: string): Promise<TetherConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return { path, exists: false, machines: [], plugins: {} };
+    if (code === 'ENOENT' && !explicit) {
+      const legacy = fallback === undefined ? undefined : await readFile(fallback, 'utf8').catch(() => undefined);
+      if (legacy !== undefined) return fromCodexRemote(parseConfig(legacy, fallback!));
+      return { path, exists: false, machines: [], plugins: {} };
+    }
     throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
       hint: explicit ? 'check the path given with --config' : `check the permissions of ${path}`,
       cause: error,
     });
   }
   return parseConfig(text, path);
+}
+
+/**
+ * A codex-remote config read in place of tether's own (same machine fields). A `daemon_cmd`
+ * that starts codexd is dropped: `machine up` must start tether's daemon, not codexd.
+ */
+function fromCodexRemote(config: TetherConfig): TetherConfig {
+  const machines = config.machines.map(({ config: machine, where }) => {
+    if (typeof machine.daemon_cmd !== 'string' || !/\bcodexd\b/.test(machine.daemon_cmd)) return { config: machine, where };
+    const { daemon_cmd: _codexd, ...rest } = machine;
+    return { config: rest as MachineConfig, where };
+  });
+  return { ...config, machines, codexRemote: true };
 }
 
 /** Validates config text (YAML). Exported for tests and for `machine add`-style tools. */
