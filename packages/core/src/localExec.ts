@@ -286,11 +286,12 @@ export class LocalExec implements ExecApi {
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
-    if (tailBytes !== undefined || options.tailLines !== undefined) {
+    // A time range without a cursor is read from its end, so that a cap keeps the newest lines.
+    if (tailBytes !== undefined || options.tailLines !== undefined || (options.since !== undefined && options.afterSeq === undefined)) {
       slices = await readOutputTail(this.#store, id, {
         streams,
         bytes: tailBytes,
-        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        lines: options.tailLines ?? maxLines,
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,

@@ -40,7 +40,7 @@ export interface LogsOptions {
   /** Only output recorded at or after / before this time (epoch ms). */
   readonly since?: number;
   readonly until?: number;
-  /** At most this many lines returned. Default 10000. */
+  /** At most this many lines returned (the newest, unless only `afterSeq` bounds the read). Default 10000. */
   readonly maxLines?: number;
 }
 
