@@ -66,6 +66,7 @@ export const methods = {
   'fs/mkdir': z.object({ path: Path, recursive: z.boolean().optional(), mode: z.number().int().min(0).max(0o7777).optional() }),
   'fs/remove': z.object({ path: Path, recursive: z.boolean().optional() }),
   'fs/move': z.object({ from: Path, to: Path, overwrite: z.boolean().optional() }),
+  'fs/symlink': z.object({ target: Path, path: Path }),
   'gpu/probe': z.object({}),
   'gpu/waitFree': z.object({ gate: GpuGateOptions.partial().optional() }),
 } as const;
