@@ -103,9 +103,14 @@ export abstract class TetherCommand extends Command {
 
   override async catch(error: Error & { exitCode?: number }): Promise<void> {
     this.stopProgress('failed');
+    process.exitCode = this.reportError(error);
+  }
+
+  /** Prints `error` as the JSON error on stderr; returns the exit code its code maps to. */
+  protected reportError(error: unknown): number {
     const { json, exitCode } = describeError(error, { ...this.errorContext, command: this.id });
     process.stderr.write(`${JSON.stringify(json)}\n`);
-    process.exitCode = exitCode;
+    return exitCode;
   }
 
   override async finally(error: Error | undefined): Promise<void> {
