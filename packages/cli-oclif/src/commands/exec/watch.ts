@@ -44,7 +44,10 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
 
     const lines = new LineSplitter();
     // No cursor: what is new from now on (replaying a long execution's whole output is rarely what is wanted).
-    let cursor = flags['after-seq'] ?? (flags.full ? 0 : (await machine.exec.get(flags.id)).lastSeq);
+    const initial = await machine.exec.get(flags.id);
+    let cursor = flags['after-seq'] ?? (flags.full ? 0 : initial.lastSeq);
+    // Nothing after the cursor of a finished execution: a follow from there would wait for events that never come.
+    const nothingLeft = initial.status === 'finished' && cursor >= initial.lastSeq;
     let printed = 0;
     let finished = false;
     const print = (records: LogRecord[]) => {
@@ -57,7 +60,8 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
       return matched;
     };
 
-    await new Promise<void>((resolve, reject) => {
+    if (nothingLeft) finished = true;
+    else await new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       let stopped = false;
       const subscription = machine.exec.follow(flags.id, cursor).subscribe({
