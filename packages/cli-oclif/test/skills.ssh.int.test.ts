@@ -3,7 +3,7 @@
 // result → logs) on an SSH machine whose daemon is stopped, the environment training scripts
 // expect (sh -lc, PYTHONUNBUFFERED=1), and peers on the daemon port that are not tether.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -202,6 +202,23 @@ describe('the environment remote commands get (as codexd gives it)', () => {
     const run = await cli.run(['exec', 'run', '--machine', 'box', '--script', script]);
     expect(run.code, run.stderr).toBe(3);
     expect(run.lines().filter((l) => l['type'] === 'log').map((l) => l['line'])).toEqual(['python 3']);
+  });
+});
+
+describe('sync over SSH', () => {
+  it("push DIR (rsync's rule: the directory itself) with its inner symlinks as symlinks, next to what was there", async () => {
+    const src = join(cli.root, 'proj');
+    mkdirSync(join(src, 'sub'), { recursive: true });
+    writeFileSync(join(src, 'sub', 'data.txt'), 'data');
+    symlinkSync('sub/data.txt', join(src, 'latest'));
+    mkdirSync(join(remoteHome, 'work'));
+    writeFileSync(join(remoteHome, 'work', 'keep.txt'), 'keep');
+    const push = await cli.run(['sync', 'push', '--machine', 'box', '--src', src, '--dst', '~/work', '--delete']);
+    expect(push.code, push.stderr).toBe(0);
+    expect(push.json()).toMatchObject({ ok: true, files: 1, deleted: 0, links: 1 });
+    expect(readFileSync(join(remoteHome, 'work', 'keep.txt'), 'utf8')).toBe('keep');
+    expect(readFileSync(join(remoteHome, 'work', 'proj', 'sub', 'data.txt'), 'utf8')).toBe('data');
+    expect(readlinkSync(join(remoteHome, 'work', 'proj', 'latest'))).toBe('sub/data.txt');
   });
 });
 

@@ -73,7 +73,8 @@ export function connectWs(url: string, options: ConnectWsOptions): Promise<Chann
       socket.removeAllListeners('open');
       socket.on('error', () => undefined);
       socket.terminate();
-      stream?.destroy();
+      // What a destroyed stream reports afterwards (an abort) is of no interest any more.
+      stream?.on('error', () => undefined).destroy();
       reject(error);
     };
     const onAbort = () => fail(new TetherError('ABORTED', 'connecting was aborted'));
@@ -172,7 +173,7 @@ export async function identifyPeer(open: () => Promise<Duplex>, timeoutMs = 2_00
     });
     stream.once('end', done);
     stream.once('close', done);
-    stream.once('error', done);
+    stream.on('error', done);
     stream.write('GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n');
   });
   const match = /^HTTP\/1\.[01] 200\b[\s\S]*?\r\n\r\n([\s\S]*)$/.exec(text);
