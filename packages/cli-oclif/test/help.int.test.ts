@@ -44,6 +44,7 @@ describe('help and the manifest', () => {
         'gpu:status',
         'gpu:wait',
         'machine:check',
+        'machine:import',
         'machine:list',
         'machine:ssh',
         'machine:up',

@@ -218,6 +218,25 @@ describe('codex-remote config and roots', () => {
     rmSync(legacy, { recursive: true });
   });
 
+  it("machine import writes tether's config from codex-remote's, without a daemon_cmd that starts codexd", async () => {
+    const from = join(cli.root, 'codex-remote.yaml');
+    writeFileSync(
+      from,
+      `machines:\n  - name: gpu1\n    ssh: alice@gpu1.example\n    daemon_port: 7337\n    daemon_cmd: "nohup codexd serve --config ~/.codexd/config.yaml >/tmp/codexd.log 2>&1 &"\n  - name: box\n    addr: http://10.0.0.5:7337\n    token: ${'t'.repeat(20)}\n`,
+    );
+    const imported = await cli.run(['machine', 'import', '--from', from]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.json()).toMatchObject({ ok: true, path: cli.configFile, machines: ['gpu1', 'box'], dropped: [{ machine: 'gpu1', field: 'daemon_cmd' }] });
+    const written = readFileSync(cli.configFile, 'utf8');
+    expect(written).toMatch(/name: gpu1/);
+    expect(written).not.toMatch(/codexd serve/);
+    expect(statSync(cli.configFile).mode & 0o777).toBe(0o600);
+    const again = await cli.run(['machine', 'import', '--from', from]);
+    expect([again.code, again.stdout]).toEqual([9, '']);
+    expect(again.error()).toMatchObject({ code: 'PATH_EXISTS', hint: expect.stringMatching(/--force/) });
+    rmSync(cli.configFile);
+  });
+
   it('the temp dirs as roots: a private TMPDIR is one; /tmp is one where the kernel protects shared dirs, else "path not allowed" says why', async () => {
     const mine = await cli.run(['file', 'write', '--dst', join(privateTmp, 'x.txt'), '--content', 'hi']);
     expect(mine.code, mine.stderr).toBe(0);
