@@ -295,7 +295,7 @@ export class LocalExec implements ExecApi {
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,
-        beforeSeq: state.lastSeq + 1,
+        beforeSeq: Math.min(state.lastSeq + 1, options.beforeSeq ?? Number.POSITIVE_INFINITY),
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {

@@ -37,6 +37,8 @@ export interface LogsOptions {
   readonly tailLines?: number;
   /** Only output after this seq. */
   readonly afterSeq?: number;
+  /** Only output before this seq (pins a tail to an end seen before: `LogsResult.lastSeq + 1`). */
+  readonly beforeSeq?: number;
   /** Only output recorded at or after / before this time (epoch ms). */
   readonly since?: number;
   readonly until?: number;

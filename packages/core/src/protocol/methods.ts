@@ -46,6 +46,7 @@ export const methods = {
     tailBytes: z.number().int().min(0).max(64 * 1024 * 1024).optional(),
     tailLines: z.number().int().min(0).max(1_000_000).optional(),
     afterSeq: Seq.optional(),
+    beforeSeq: Seq.optional(),
     since: z.number().optional(),
     until: z.number().optional(),
     maxLines: z.number().int().min(1).max(1_000_000).optional(),

@@ -89,10 +89,11 @@ async function tail(
   options: { bytes?: number; lines?: number; afterSeq?: number; since?: number; until?: number },
 ): Promise<readonly LogLine[]> {
   const { bytes, lines, ...bounds } = options;
-  const ask = (tailBytes: number | undefined) =>
+  const ask = (tailBytes: number | undefined, beforeSeq?: number) =>
     machine.exec.logs(id, {
       streams,
       ...bounds,
+      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
       ...(tailBytes !== undefined ? { tailBytes } : {}),
       ...(lines !== undefined ? { tailLines: lines } : {}),
       maxLines: Math.max(1, Math.min(lines ?? MAX_TAIL_LINES, MAX_TAIL_LINES)),
@@ -101,7 +102,9 @@ async function tail(
   if (bytes === 0) return [];
   // One byte more tells whether the tail's first line is whole: the byte before it is a newline
   // (one more, empty, line), there is nothing before it (the same lines), or it was cut.
-  const [exact, wider] = await Promise.all([ask(bytes), ask(bytes + 1)]);
+  const exact = await ask(bytes);
+  // The same end for both: a running command may have printed more in between.
+  const wider = await ask(bytes + 1, exact.lastSeq + 1);
   const whole = wider.lines.length === exact.lines.length + 1 || (wider.lines.length === exact.lines.length && wider.lines[0]?.line === exact.lines[0]?.line);
   return whole ? exact.lines : exact.lines.slice(1);
 }
