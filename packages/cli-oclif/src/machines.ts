@@ -89,7 +89,9 @@ export class Machines {
     const configured = config.machines.find((m) => m.config.name === name);
     if (!configured) {
       throw new CliError('UNKNOWN_MACHINE', `unknown machine: ${name}`, {
-        hint: `known machines: ${(await this.names()).join(', ')}${config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`}`,
+        hint: `known machines: ${(await this.names()).join(', ')}${
+          config.codexRemote ? ` (from codex-remote's ${config.path}, read because tether has no config; tether machine import copies it)` : config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`
+        }`,
       });
     }
     return configured;
