@@ -50,23 +50,20 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
         });
       });
     } catch (error) {
-      // The daemon went away for good (stopped, or unreachable past the reconnect window): how the
-      // command ends is unknown here, so it counts as lost (255, as ssh exits when its connection
-      // drops), unless the daemon can still say.
+      // The daemon went away for good (stopped, or unreachable past the reconnect window, which
+      // the machine already waited for): how the command ends is unknown here, so it counts as
+      // lost (255, as ssh exits when its connection drops).
       const code = (error as { code?: unknown }).code;
       if (code !== 'CONNECTION_LOST' && code !== 'OUTCOME_UNKNOWN') throw error;
-      const known = await machine.exec.get(id).catch(() => undefined);
-      if (known?.status !== 'finished') {
-        for (const record of lines.flush()) this.emit(record);
-        this.reportError(
-          new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown`, {
-            hint: `once the daemon is back, tether exec result${flags.machine === 'local' ? '' : ` --machine ${flags.machine}`} --id ${id} tells how it ended`,
-            cause: error,
-          }),
-        );
-        process.exitCode = 255;
-        return;
-      }
+      for (const record of lines.flush()) this.emit(record);
+      this.reportError(
+        new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown`, {
+          hint: `once the daemon is back, tether exec result${flags.machine === 'local' ? '' : ` --machine ${flags.machine}`} --id ${id} tells how it ended`,
+          cause: error,
+        }),
+      );
+      process.exitCode = 255;
+      return;
     } finally {
       process.off('SIGINT', onInterrupt);
     }
