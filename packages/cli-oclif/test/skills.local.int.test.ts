@@ -205,7 +205,7 @@ describe('codex-remote config and roots', () => {
     const token = readFileSync(daemon.tokenFile, 'utf8').trim();
     writeFileSync(
       join(legacy, 'config.yaml'),
-      `machines:\n  - name: gpu1\n    addr: ${daemon.url.replace('ws://', 'http://')}\n    token: ${token}\n  - name: notoken\n    addr: http://127.0.0.1:7337\n`,
+      `machines:\n  - name: gpu1\n    addr: ${daemon.url.replace('ws://', 'http://')}\n    token: ${token}\n  - name: notoken\n    addr: http://127.0.0.1:7337\n  - name: weird\n    addr: ftp://127.0.0.1:7337\n    token: ${token}\n`,
     );
     expect(existsSync(cli.configFile)).toBe(false);
     const run = await cli.run(['exec', 'run', '--machine', 'gpu1', '--cmd', 'echo via http addr']);
@@ -215,6 +215,9 @@ describe('codex-remote config and roots', () => {
     expect(noToken.code).toBe(3);
     expect(noToken.error()).toMatchObject({ code: 'CONFIG_INVALID', hint: expect.stringMatching(/token_file: ~\/\.config\/tether\/notoken\.token/) });
     expect(noToken.error().hint).not.toMatch(/check the flags/);
+    const weird = await cli.run(['exec', 'run', '--machine', 'weird', '--cmd', 'true']);
+    expect(weird.code).toBe(3);
+    expect(weird.error()).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/unsupported scheme ftp:/), hint: expect.stringMatching(/fix machine weird/) });
     rmSync(legacy, { recursive: true });
   });
 
