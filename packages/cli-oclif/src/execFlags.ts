@@ -123,7 +123,15 @@ async function uploadScript(file: string, machine: SpecTarget['machine']): Promi
   const name = basename(file).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 64) || 'script';
   const { home } = await machine.info();
   const path = `${home.replace(/\/+$/, '')}/${SCRIPT_DIR}/${Date.now().toString(36)}-${randomBytes(4).toString('hex')}-${name}`;
-  await machine.fs.write(path, new Uint8Array(data), { mode: 0o700, mkdir: true });
+  try {
+    await machine.fs.write(path, new Uint8Array(data), { mode: 0o700, mkdir: true });
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'PATH_OUTSIDE_ROOT') throw error;
+    throw new CliError('PATH_OUTSIDE_ROOT', `--script: cannot upload ${file}: the machine's filesystem roots do not include ${home}/${SCRIPT_DIR}`, {
+      hint: `put the script inside one of the daemon's roots with tether file write --src ${file} --dst <dir>/${name} --mode 0755, then run it with --cmd <dir>/${name}`,
+      cause: error,
+    });
+  }
   return shellWord(path);
 }
 
