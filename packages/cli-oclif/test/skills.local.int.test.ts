@@ -71,6 +71,17 @@ describe('exec: the fields and exit codes skills read', () => {
     expect([bash.code, logLines(bash.lines())]).toEqual([5, ['bash array 3']]);
   });
 
+  it('--script on a machine whose roots leave out the upload dir: PATH_OUTSIDE_ROOT with what to do', async () => {
+    // The ws daemon serves files under cli.root only; its home (this process's) is elsewhere.
+    cli.writeConfig(`machines:\n  - { name: box, addr: '${daemon.url}', token_file: '${daemon.tokenFile}' }\n`);
+    const script = join(cli.root, 'job.sh');
+    writeFileSync(script, '#!/bin/sh\necho hi\n');
+    const run = await cli.run(['exec', 'run', '--machine', 'box', '--script', script]);
+    expect([run.code, run.stdout]).toEqual([9, '']);
+    expect(run.error()).toMatchObject({ code: 'PATH_OUTSIDE_ROOT', hint: expect.stringMatching(/tether file write --src .*--cmd/) });
+    rmSync(cli.configFile);
+  });
+
   it('exec watch with no cursor starts at the current end; --full replays', async () => {
     const id = (await cli.run(['exec', 'run', '--cmd', 'echo one; echo two'])).lines()[0]!['exec_id'] as string;
     const now = await cli.run(['exec', 'watch', '--id', id]);
