@@ -47,6 +47,7 @@ describe('help and the manifest', () => {
         'machine:list',
         'machine:ssh',
         'machine:up',
+        'mcp',
         'sync:pull',
         'sync:push',
       ].sort(),
