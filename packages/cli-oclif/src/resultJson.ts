@@ -25,6 +25,17 @@ export interface ResultJson {
   readonly stdout_bytes: number;
   readonly stderr_bytes: number;
   readonly last_seq: number;
+  /** With --notify-cmd/--notify-url: the outcome of each (empty until delivered or given up). */
+  readonly notifications?: readonly NotificationJson[];
+}
+
+export interface NotificationJson {
+  readonly channel: 'command' | 'url';
+  readonly delivered: boolean;
+  readonly attempts: number;
+  readonly at: string | null;
+  /** `exit 0`, `HTTP 204`; or why the last try failed. */
+  readonly detail: string;
 }
 
 /** `defaultCwd`: where the execution ran when its spec names no cwd (the daemon's cwd). */
@@ -46,6 +57,9 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
     stdout_bytes: state.bytes.stdout + state.bytes.pty,
     stderr_bytes: state.bytes.stderr,
     last_seq: state.lastSeq,
+    ...(state.spec?.notify
+      ? { notifications: (state.notifications ?? []).map((n) => ({ channel: n.channel, delivered: n.delivered, attempts: n.attempts, at: rfc3339(n.at), detail: n.detail })) }
+      : {}),
   };
 }
 

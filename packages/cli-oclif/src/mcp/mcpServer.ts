@@ -141,10 +141,15 @@ export function createTetherMcpServer(options: TetherMcpOptions): { server: McpS
       id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/).optional().describe('a key of your choosing that makes the start idempotent'),
       stdin: z.boolean().default(false).describe('keep stdin open for exec_write'),
       gpu_gate: z.boolean().default(false).describe('queue it until a GPU is free'),
+      notify_cmd: z.string().min(1).optional().describe('when it ends, the daemon runs this shell command with the summary JSON on stdin'),
+      notify_url: z.string().min(1).optional().describe('when it ends, the daemon POSTs the summary JSON to this http(s) URL (retried)'),
     },
     async (input) => {
       const { machine: m, name, isLocal } = await open(input.machine);
-      const params: ExecStartParams = { ...startParams(input, isLocal), ...(input.id !== undefined ? { id: input.id } : {}), ...(input.stdin ? { stdin: true } : {}), ...(input.gpu_gate ? { gpuGate: {} } : {}) };
+      let params: ExecStartParams = { ...startParams(input, isLocal), ...(input.id !== undefined ? { id: input.id } : {}), ...(input.stdin ? { stdin: true } : {}), ...(input.gpu_gate ? { gpuGate: {} } : {}) };
+      if (input.notify_cmd !== undefined || input.notify_url !== undefined) {
+        params = { ...params, notify: { ...(input.notify_cmd !== undefined ? { command: input.notify_cmd } : {}), ...(input.notify_url !== undefined ? { url: input.notify_url } : {}) } };
+      }
       const state = await m.exec.start(params);
       return { exec_id: state.id, machine: name, status: state.status, ...(state.status === 'finished' ? { end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) } : {}) };
     },

@@ -6,16 +6,21 @@ export default class ExecStart extends TetherCommand {
   static override summary = 'Start a command and return at once; it keeps running.';
   static override description = `Prints {"exec_id","machine","status"} as soon as the command runs (status "running", or "queued" behind --gpu-gate). Follow it with exec result, exec logs and exec watch, from any shell: it belongs to the machine's daemon, not to this call.
 
-Give --id KEY to make a retry safe: a start repeated with the same id returns the existing execution and never starts a second process.`;
+Give --id KEY to make a retry safe: a start repeated with the same id returns the existing execution and never starts a second process.
+
+--notify-cmd and --notify-url are the daemon's job: when the execution ends (however it ends), the daemon runs the command (once, with the summary JSON {"exec_id","machine","status","end_reason","exit_code",…} on stdin) and POSTs the same JSON to the URL (up to 5 tries with backoff on a 5xx, 408, 429 or a network error), whether or not any client is connected. exec result then shows "notifications":[{"channel","delivered","attempts","at","detail"}].`;
   static override examples = [
     { description: 'Start a long job on this machine', command: "<%= config.bin %> exec start --cmd 'sleep 60; echo done'" },
     { description: 'Start a training run once a GPU is free, retry-safe', command: "<%= config.bin %> exec start --machine gpu1 --id train-42 --gpu-gate --cwd /data/run --cmd 'python train.py'" },
     { description: 'Keep stdin open to write to it later', command: "<%= config.bin %> exec start --stdin --cmd 'python3 -i'" },
+    { description: 'Be told when it ends, even with nobody watching', command: "<%= config.bin %> exec start --machine gpu1 --cmd 'python train.py' --notify-url https://hooks.example.com/tether --notify-cmd 'cat >> ~/finished.jsonl'" },
   ];
   static override flags = {
     machine: machineFlag,
     ...execSpecFlags,
     id: Flags.string({ description: 'a key of your choosing (1-128 of A-Z a-z 0-9 . _ : -) that makes the start idempotent' }),
+    'notify-cmd': Flags.string({ description: 'when it ends, the daemon runs this shell command on the machine with the summary JSON on stdin' }),
+    'notify-url': Flags.string({ description: 'when it ends, the daemon POSTs the summary JSON to this http(s) URL (retried with backoff)' }),
   };
 
   async run(): Promise<void> {
@@ -23,7 +28,8 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     this.useConfig(flags.config);
     const { machine, name, isLocal } = await this.openMachine(flags.machine);
     const spec = await specFromFlags(flags, isLocal);
-    const state = await machine.exec.start({ ...spec, ...(flags.id !== undefined ? { id: flags.id } : {}) });
+    const notify = { ...(flags['notify-cmd'] !== undefined ? { command: flags['notify-cmd'] } : {}), ...(flags['notify-url'] !== undefined ? { url: flags['notify-url'] } : {}) };
+    const state = await machine.exec.start({ ...spec, ...(flags.id !== undefined ? { id: flags.id } : {}), ...(Object.keys(notify).length > 0 ? { notify } : {}) });
     if (state.status === 'finished') {
       this.emit({ exec_id: state.id, machine: name, status: state.status, end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) });
       if (state.endReason === 'failed_to_start') {
