@@ -40,6 +40,8 @@ export const MachineFields = z.looseObject({
   daemon_port: z.number().int().min(1).max(65535).optional(),
   daemon_cmd: z.string().min(1).optional(),
   use_direct_addr: z.boolean().optional(),
+  /** Groups for fan-out: `--machine @gpu` addresses every machine labelled `gpu`. */
+  labels: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a label is letters, digits, . _ - and starts with a letter or digit')).optional(),
 });
 
 const ConfigShape = z.looseObject({
@@ -120,6 +122,6 @@ export function parseConfig(text: string, path: string): TetherConfig {
 
 function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
   return new CliError('CONFIG_INVALID', `${path}: ${formatIssues(issues, prefix)}`, {
-    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr? })`,
+    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr?, labels? })`,
   });
 }
