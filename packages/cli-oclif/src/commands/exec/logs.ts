@@ -4,10 +4,11 @@ import { parseTime } from '../../duration.js';
 
 export default class ExecLogs extends TetherCommand {
   static override summary = "Print an execution's output as JSON lines.";
-  static override description = `Prints {"type":"log","stream","line","seq"} per line, oldest first. With no --tail/--tail-lines/--since/--after-seq it prints the last 2000 bytes of stdout. Tails are read from the end of the record (a short tail of a huge output is cheap). seq is the event that holds the line's last byte: pass the last one to exec watch --after-seq to continue.`;
+  static override description = `Prints {"type":"log","stream","line","seq"} per line, oldest first. With no --tail/--tail-lines/--since/--after-seq it prints the last 2000 bytes of stdout. Tails are read from the end of the record (a short tail of a huge output is cheap). seq is the event that holds the line's last byte: pass the last one to exec watch --after-seq to continue. --full prints all of it from the start (read in pages, whatever its size); --format text prints the lines alone (no JSON), for reading.`;
   static override examples = [
     { description: 'The last 2000 bytes of stdout', command: '<%= config.bin %> exec logs --id train-42' },
     { description: 'Why did it fail? The end of stderr', command: '<%= config.bin %> exec logs --id train-42 --stream stderr --tail 2000' },
+    { description: 'The whole output, as plain text', command: '<%= config.bin %> exec logs --id train-42 --stream both --full --format text' },
     { description: 'The last 50 lines of both streams from the past 10 minutes', command: '<%= config.bin %> exec logs --machine gpu1 --id train-42 --stream both --tail-lines 50 --since 10m' },
   ];
   static override flags = {
@@ -19,6 +20,8 @@ export default class ExecLogs extends TetherCommand {
     since: Flags.string({ description: 'only output from this time on: RFC 3339, or a duration ago (10m)' }),
     until: Flags.string({ description: 'only output before this time: RFC 3339, or a duration ago' }),
     'after-seq': Flags.integer({ description: 'only output after this seq', min: 0 }),
+    full: Flags.boolean({ description: 'all of the output from the start (or --after-seq), not a tail', exclusive: ['tail', 'tail-lines'] }),
+    format: Flags.string({ description: 'jsonl: one {"type":"log",…} a line; text: the lines themselves', options: ['jsonl', 'text'], default: 'jsonl' }),
   };
 
   async run(): Promise<void> {
@@ -28,6 +31,12 @@ export default class ExecLogs extends TetherCommand {
     const until = flags.until === undefined ? undefined : parseTime(flags.until, 'until');
     const { machine } = await this.openMachine(flags.machine);
     const streams = flags.stream === 'both' ? (['stdout', 'stderr', 'pty'] as const) : flags.stream === 'stderr' ? (['stderr'] as const) : (['stdout', 'pty'] as const);
+    const print = (stream: string, line: string, seq: number) =>
+      flags.format === 'text' ? process.stdout.write(`${line}\n`) : this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    if (flags.full) {
+      const { fullLog } = await import('../../fullLog.js');
+      return fullLog(machine, flags.id, { streams: new Set(streams), afterSeq: flags['after-seq'] ?? 0, since, until }, (r) => print(r.stream, r.line, r.seq));
+    }
     const { lines } = await machine.exec.logs(flags.id, {
       streams: [...streams],
       ...(flags.tail !== undefined ? { tailBytes: flags.tail } : {}),
@@ -36,6 +45,6 @@ export default class ExecLogs extends TetherCommand {
       ...(since !== undefined ? { since } : {}),
       ...(until !== undefined ? { until } : {}),
     });
-    for (const { stream, line, seq } of lines) this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    for (const { stream, line, seq } of lines) print(stream, line, seq);
   }
 }
