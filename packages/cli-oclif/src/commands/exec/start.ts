@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
+import { CliError } from '../../cliError.js';
 import type { ExecStartParams } from '@tether/core';
 import { execSpecFlags, specFromFlags, type ExecSpecFlagValues } from '../../execFlags.js';
 
@@ -22,6 +23,8 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     ...execSpecFlags,
     id: Flags.string({ description: 'a key of your choosing (1-128 of A-Z a-z 0-9 . _ : -) that makes the start idempotent' }),
     'notify-cmd': Flags.string({ description: 'when it ends, the daemon runs this shell command on the machine with the summary JSON on stdin' }),
+    project: Flags.string({ description: 'run in a fresh git worktree of this project (projects: in the machine config), removed after', dependsOn: ['ref'] }),
+    ref: Flags.string({ description: 'with --project: the branch, tag or commit to check out', dependsOn: ['project'] }),
     'notify-url': Flags.string({ description: 'when it ends, the daemon POSTs the summary JSON to this http(s) URL (retried with backoff)' }),
   };
 
@@ -31,9 +34,17 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     const notify = { ...(flags['notify-cmd'] !== undefined ? { command: flags['notify-cmd'] } : {}), ...(flags['notify-url'] !== undefined ? { url: flags['notify-url'] } : {}) };
     const extra = { ...(flags.id !== undefined ? { id: flags.id } : {}), ...(Object.keys(notify).length > 0 ? { notify } : {}) };
     const { isFanOut } = await import('../../fanOut.js');
-    if (isFanOut(flags.machine)) return this.#fanOut(flags, extra);
+    if (isFanOut(flags.machine)) {
+      if (flags.project !== undefined) throw new CliError('USAGE', '--project takes one machine', { hint: 'start it on each machine on its own' });
+      return this.#fanOut(flags, extra);
+    }
     const { machine, name, isLocal } = await this.openMachine(flags.machine);
-    const spec = await specFromFlags(flags, isLocal);
+    let spec = await specFromFlags(flags, isLocal);
+    if (flags.project !== undefined) {
+      const { projectMirror, projectSpec } = await import('../../project.js');
+      const mirror = await projectMirror(await this.machines(), name, flags.project);
+      spec = await projectSpec(machine, spec, { project: flags.project, ref: flags.ref!, mirror, ...(flags.cwd !== undefined ? { subdir: flags.cwd } : {}) });
+    }
     const state = await machine.exec.start({ ...spec, ...extra });
     if (state.status === 'finished') {
       this.emit({ exec_id: state.id, machine: name, status: state.status, end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) });
