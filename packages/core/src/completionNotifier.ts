@@ -123,7 +123,7 @@ export class CompletionNotifier {
     if (!backend) return { ok: false, attempts: 1, detail: 'this machine has no process backend to run the notify command' };
     let proc;
     try {
-      proc = await backend.spawn({ id: `${id}.notify`, argv: ['sh', '-c', command], envMode: 'merge', env: { TETHER_NOTIFY_EXEC_ID: id }, stdin: true });
+      proc = await backend.spawn({ id: `${id.slice(0, 120)}.notify`, argv: ['sh', '-c', command], envMode: 'merge', env: { TETHER_NOTIFY_EXEC_ID: id }, stdin: true });
     } catch (error) {
       return { ok: false, attempts: 1, detail: `could not start: ${describe(error)}` };
     }
