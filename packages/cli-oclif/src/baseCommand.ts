@@ -126,3 +126,12 @@ export const machineFlag = Flags.string({
   description: 'the machine: local (this machine, no config needed) or a name from the config file',
   default: 'local',
 });
+
+/** `--machine` of a command that also fans out: `a,b` or `@label` (labels from the config) name several machines. */
+export function fanOutMachineFlag(several: string) {
+  return Flags.string({
+    char: 'm',
+    description: `the machine: local (this machine, no config needed) or a name from the config file; several: a,b or @label (${several})`,
+    default: 'local',
+  });
+}

@@ -19,6 +19,7 @@ export { WsMachineFields } from './config/wsMachineFields.js';
 export { formatIssues } from './config/formatIssues.js';
 export { connectLocalDaemon, localDaemonStatus, pidFromFile, isAlive } from './localDaemon.js';
 export { resultJson, commandExitCode, finishedError } from './resultJson.js';
+export { monitor, activeExecutions } from './monitor.js';
 export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernelPlugins.js';
 
 /** Reads and validates the config file (see config/configFile.ts). */

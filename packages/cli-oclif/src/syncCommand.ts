@@ -111,7 +111,7 @@ export abstract class SyncCommand extends TetherCommand {
 }
 
 /** The local backend's root: the local path when it is a directory, else its nearest existing ancestor. */
-async function localRoot(path: string, mustExist: boolean): Promise<string> {
+export async function localRoot(path: string, mustExist: boolean): Promise<string> {
   const found = await stat(path).catch(() => undefined);
   if (found?.isDirectory()) return path;
   if (!found && mustExist) throw new CliError('PATH_NOT_FOUND', `--src: ${path} does not exist`, { hint: 'give an existing local file or directory' });

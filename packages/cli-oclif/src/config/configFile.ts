@@ -22,6 +22,8 @@ export interface TetherConfig {
   readonly plugins: Readonly<Record<string, unknown>>;
   /** True when this is codex-remote's config (`~/.config/codex-remote/config.yaml`), read because tether has none. */
   readonly codexRemote?: boolean;
+  /** The projects of `local` (top-level `projects:`). */
+  readonly projects?: Readonly<Record<string, string | { readonly mirror: string }>>;
 }
 
 /**
@@ -44,11 +46,23 @@ export const MachineFields = z.looseObject({
   use_direct_addr: z.boolean().optional(),
   /** Commands run with `sh -lc` and PYTHONUNBUFFERED=1 (as codexd runs them). Default true except on `local`. */
   login_shell: z.boolean().optional(),
+  /** Groups for fan-out: `--machine @gpu` addresses every machine labelled `gpu`. */
+  labels: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a label is letters, digits, . _ - and starts with a letter or digit')).optional(),
+  /** `exec start --project P --ref R`: git mirrors on the machine, by project name. */
+  projects: z.lazy(() => Projects).optional(),
 });
+
+/** Projects: `name: /path/to/mirror.git` or `name: { mirror: /path/to/mirror.git }` (a bare clone, e.g. git clone --mirror). */
+export const Projects = z.record(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a project name is letters, digits, . _ - and starts with a letter or digit'),
+  z.union([z.string().min(1), z.looseObject({ mirror: z.string().min(1) })]),
+);
 
 const ConfigShape = z.looseObject({
   machines: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown()), z.null()]).optional(),
   plugins: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
+  /** The projects of `local`. */
+  projects: z.union([Projects, z.null()]).optional(),
 });
 
 /**
@@ -136,11 +150,11 @@ export function parseConfig(text: string, path: string): TetherConfig {
     }
     machines.push({ config: { ...machine, transport } as MachineConfig, where: entry.where });
   }
-  return { path, exists: true, machines, plugins: shape.data.plugins ?? {} };
+  return { path, exists: true, machines, plugins: shape.data.plugins ?? {}, ...(shape.data.projects ? { projects: shape.data.projects } : {}) };
 }
 
 function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
   return new CliError('CONFIG_INVALID', `${path}: ${formatIssues(issues, prefix)}`, {
-    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr? })`,
+    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr?, labels? })`,
   });
 }

@@ -6,10 +6,11 @@ import { LineSplitter } from '../../lineSplitter.js';
 
 export default class ExecLogs extends TetherCommand {
   static override summary = "Print an execution's output as JSON lines.";
-  static override description = `Prints {"type":"log","stream","line","seq"} per line, oldest first. With no --tail/--tail-lines/--since/--until/--after-seq it prints the last 2000 bytes of stdout. Tails are read from the end of the record (a short tail of a huge output is cheap) and are returned whole: --tail-lines N gives N lines (up to 1000000), --tail N the lines that start in the last N bytes (a line cut by the boundary is dropped). --since/--until/--after-seq without a tail stream every line of that range, newest included, nothing capped; with a tail they bound it (--since 1h --tail-lines 100: the newest 100 lines of the last hour). seq is the event that holds the line's last byte: pass the last one to exec watch --after-seq to continue.`;
+  static override description = `Prints {"type":"log","stream","line","seq"} per line, oldest first. With no --tail/--tail-lines/--since/--until/--after-seq it prints the last 2000 bytes of stdout. Tails are read from the end of the record (a short tail of a huge output is cheap) and are returned whole: --tail-lines N gives N lines (up to 1000000), --tail N the lines that start in the last N bytes (a line cut by the boundary is dropped). --since/--until/--after-seq without a tail stream every line of that range, newest included, nothing capped; with a tail they bound it (--since 1h --tail-lines 100: the newest 100 lines of the last hour). --full prints all of it from the start (read in pages, whatever its size); --format text prints the lines alone (no JSON), for reading. seq is the event that holds the line's last byte: pass the last one to exec watch --after-seq to continue.`;
   static override examples = [
     { description: 'The last 2000 bytes of stdout', command: '<%= config.bin %> exec logs --id train-42' },
     { description: 'Why did it fail? The end of stderr', command: '<%= config.bin %> exec logs --id train-42 --stream stderr --tail 2000' },
+    { description: 'The whole output, as plain text', command: '<%= config.bin %> exec logs --id train-42 --stream both --full --format text' },
     { description: 'The last 50 lines of both streams from the past 10 minutes', command: '<%= config.bin %> exec logs --machine gpu1 --id train-42 --stream both --tail-lines 50 --since 10m' },
   ];
   static override flags = {
@@ -21,6 +22,8 @@ export default class ExecLogs extends TetherCommand {
     since: Flags.string({ description: 'only output from this time on: RFC 3339, or a duration ago (10m)' }),
     until: Flags.string({ description: 'only output before this time: RFC 3339, or a duration ago' }),
     'after-seq': Flags.integer({ description: 'only output after this seq', min: 0 }),
+    full: Flags.boolean({ description: 'all of the output from the start (or --after-seq), not a tail', exclusive: ['tail', 'tail-lines'] }),
+    format: Flags.string({ description: 'jsonl: one {"type":"log",…} a line; text: the lines themselves', options: ['jsonl', 'text'], default: 'jsonl' }),
   };
 
   async run(): Promise<void> {
@@ -30,6 +33,12 @@ export default class ExecLogs extends TetherCommand {
     const until = flags.until === undefined ? undefined : parseTime(flags.until, 'until');
     const { machine } = await this.openMachine(flags.machine);
     const streams: OutputStream[] = flags.stream === 'both' ? ['stdout', 'stderr', 'pty'] : flags.stream === 'stderr' ? ['stderr'] : ['stdout', 'pty'];
+    const print = (stream: string, line: string, seq: number) =>
+      flags.format === 'text' ? process.stdout.write(`${line}\n`) : this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    if (flags.full) {
+      const { fullLog } = await import('../../fullLog.js');
+      return fullLog(machine, flags.id, { streams: new Set(streams), afterSeq: flags['after-seq'] ?? 0, since, until }, (r) => print(r.stream, r.line, r.seq));
+    }
     const bounds = {
       ...(flags['after-seq'] !== undefined ? { afterSeq: flags['after-seq'] } : {}),
       ...(since !== undefined ? { since } : {}),
@@ -37,11 +46,11 @@ export default class ExecLogs extends TetherCommand {
     };
     const tailed = flags.tail !== undefined || flags['tail-lines'] !== undefined;
     if (!tailed && Object.keys(bounds).length > 0) {
-      await this.#streamRange(machine, flags.id, new Set(streams), bounds);
+      await this.#streamRange(machine, flags.id, new Set(streams), bounds, print);
       return;
     }
     const lines = await tail(machine, flags.id, streams, { bytes: flags.tail ?? (tailed ? undefined : DEFAULT_TAIL_BYTES), lines: flags['tail-lines'], ...bounds });
-    for (const { stream, line, seq } of lines) this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    for (const { stream, line, seq } of lines) print(stream, line, seq);
   }
 
   /**
@@ -49,7 +58,7 @@ export default class ExecLogs extends TetherCommand {
    * events (bounded by bytes) are cut into lines and printed as they come, up to the end the
    * execution had when the command started. Nothing is capped, so the newest lines are there.
    */
-  async #streamRange(machine: RemoteMachine, id: string, streams: ReadonlySet<OutputStream>, bounds: { afterSeq?: number; since?: number; until?: number }): Promise<void> {
+  async #streamRange(machine: RemoteMachine, id: string, streams: ReadonlySet<OutputStream>, bounds: { afterSeq?: number; since?: number; until?: number }, print: (stream: string, line: string, seq: number) => unknown): Promise<void> {
     const splitter = new LineSplitter();
     const { lastSeq: end } = await machine.exec.get(id);
     let after = bounds.afterSeq ?? 0;
@@ -62,11 +71,11 @@ export default class ExecLogs extends TetherCommand {
         if (event.type !== 'OutputProduced' || !streams.has(event.data.stream)) continue;
         if (bounds.since !== undefined && event.ts < bounds.since) continue;
         if (bounds.until !== undefined && event.ts >= bounds.until) continue;
-        for (const record of splitter.push(event.data.stream, event.data.data, event.seq)) this.emit(record);
+        for (const record of splitter.push(event.data.stream, event.data.data, event.seq)) print(record.stream, record.line, record.seq);
       }
       if (events.at(-1)!.seq >= end) break;
     }
-    for (const record of splitter.flush()) this.emit(record);
+    for (const record of splitter.flush()) print(record.stream, record.line, record.seq);
   }
 }
 

@@ -1,36 +1,60 @@
+import type { ExecStartParams, MachineApi } from '@tether/core';
 import { loadRuntime } from '../../runtimeLoader.js';
-import { TetherCommand, machineFlag } from '../../baseCommand.js';
+import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
 import { execSpecFlags, specFromFlags, specTarget } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
-import { CliError } from '../../cliError.js';
+import { CliError, describeError } from '../../cliError.js';
 
 export default class ExecRun extends TetherCommand {
   static override summary = 'Run a command and stream its output; exit with its exit code.';
   static override description = `Prints JSON lines: {"type":"started","exec_id","status":"running","started_at"}, then {"type":"log","stream":"stdout|stderr","line","seq"} for each line as it comes, then {"type":"finished","exec_id","status":"finished","end_reason","exit_code","finished_at","duration_ms","error"?} (error, as codex-remote words it, when it did not exit 0: "exit status N", "signal: SIGTERM", or why it failed to start or was lost).
 
-The CLI exits with the command's exit code (128+N if signal N ended it, 124 if it timed out, 127 if it could not start, 255 if it was lost: the daemon restarted without it, or the connection to the daemon was lost for good while it ran, the error then on stderr). Ctrl-C cancels the command (TERM, then KILL) and still prints how it ended.`;
+The CLI exits with the command's exit code (128+N if signal N ended it, 124 if it timed out, 127 if it could not start, 255 if it was lost: the daemon restarted without it, or the connection to the daemon was lost for good while it ran, the error then on stderr). Ctrl-C cancels the command (TERM, then KILL) and still prints how it ended.
+
+With several machines (--machine a,b or @label) it runs on all at once: every line carries "machine", a machine that cannot be reached prints {"machine","error":{…}}, and the CLI exits with the first non-zero code in the order given.`;
   static override examples = [
     { description: 'Run a command on this machine', command: "<%= config.bin %> exec run --cmd 'uname -a'" },
     { description: 'In a directory, with a variable and a time limit', command: "<%= config.bin %> exec run --machine gpu1 --cwd /data/run --env CUDA_VISIBLE_DEVICES=0 --timeout 10m --cmd 'python eval.py'" },
     { description: 'Run a local script file remotely with bash', command: '<%= config.bin %> exec run --machine gpu1 --shell bash --script ./setup.sh' },
+    { description: 'On every machine labelled gpu', command: "<%= config.bin %> exec run --machine @gpu --cmd 'nvidia-smi -L'" },
   ];
-  static override flags = { machine: machineFlag, ...execSpecFlags };
+  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
     this.useConfig(flags.config);
+    const { isFanOut, resolveTargets, forEachTarget } = await import('../../fanOut.js');
+    if (isFanOut(flags.machine)) {
+      const machines = await this.machines();
+      const targets = await resolveTargets(machines, flags.machine);
+      const code = await forEachTarget(
+        targets,
+        async (name) => {
+          const opened = await machines.open(name);
+          return this.#runOn(opened.machine, await specFromFlags(flags, specTarget(opened)), (value) => this.emit({ ...value, machine: name }), name);
+        },
+        (line) => this.emit(line),
+      );
+      process.exitCode = code;
+      return;
+    }
     const opened = await this.openMachine(flags.machine);
-    const { machine } = opened;
-    const { commandExitCode, durationMs, finishedError } = await loadRuntime();
     const spec = await specFromFlags(flags, specTarget(opened));
+    const code = await this.#runOn(opened.machine, spec, (value) => this.emit(value), flags.machine, true);
+    process.exitCode = code;
+  }
+
+  /** Starts, streams and reports one execution; resolves with the exit code (throws for a failed start when `throwFailedStart`). */
+  async #runOn(machine: MachineApi, spec: ExecStartParams, emit: (value: Record<string, unknown>) => void, machineName: string, throwFailedStart = false): Promise<number> {
+    const { commandExitCode, durationMs, finishedError } = await loadRuntime();
     const initial = await machine.exec.start(spec);
     const id = initial.id;
     let startedShown = false;
     const showStarted = (startedAt: number | null) => {
       if (startedShown) return;
       startedShown = true;
-      this.emit({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) });
+      emit({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) });
     };
     if (initial.status === 'running') showStarted(initial.startedAt);
 
@@ -43,7 +67,7 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
         machine.exec.follow(id, 0).subscribe({
           next: (event) => {
             if (event.type === 'ExecutionStarted') showStarted(event.ts);
-            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) this.emit(record);
+            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) emit({ ...record });
           },
           error: reject,
           complete: resolve,
@@ -55,21 +79,20 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       // lost (255, as ssh exits when its connection drops).
       const code = (error as { code?: unknown }).code;
       if (code !== 'CONNECTION_LOST' && code !== 'OUTCOME_UNKNOWN') throw error;
-      for (const record of lines.flush()) this.emit(record);
+      for (const record of lines.flush()) emit({ ...record });
       this.reportError(
         new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown`, {
-          hint: `once the daemon is back, tether exec result${flags.machine === 'local' ? '' : ` --machine ${flags.machine}`} --id ${id} tells how it ended`,
+          hint: `once the daemon is back, tether exec result${machineName === 'local' ? '' : ` --machine ${machineName}`} --id ${id} tells how it ended`,
           cause: error,
         }),
       );
-      process.exitCode = 255;
-      return;
+      return 255;
     } finally {
       process.off('SIGINT', onInterrupt);
     }
-    for (const record of lines.flush()) this.emit(record);
+    for (const record of lines.flush()) emit({ ...record });
     const state = await machine.exec.get(id);
-    this.emit({
+    emit({
       type: 'finished',
       exec_id: id,
       status: 'finished',
@@ -81,9 +104,10 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
     });
     if (state.endReason === 'failed_to_start') {
       const { failedToStart } = await import('../../execFailure.js');
-      throw failedToStart(state);
+      if (throwFailedStart) throw failedToStart(state);
+      emit({ ...describeError(failedToStart(state)).json });
     }
-    process.exitCode = commandExitCode(state);
+    return commandExitCode(state);
   }
 }
 

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { TetherCommand, machineFlag } from '../../baseCommand.js';
+import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
 import { parseDuration } from '../../duration.js';
 import { checkCouldNotRun, checkMachine, statusJson } from '../../machineStatus.js';
 
@@ -10,9 +10,10 @@ export default class MachineCheck extends TetherCommand {
   static override examples = [
     { description: 'Is gpu1 reachable?', command: '<%= config.bin %> machine check --machine gpu1' },
     { description: 'Start and check the local daemon', command: '<%= config.bin %> machine check' },
+    { description: 'Every machine labelled gpu, one line each', command: '<%= config.bin %> machine check --machine @gpu' },
   ];
   static override flags = {
-    machine: machineFlag,
+    machine: fanOutMachineFlag('one Status line each'),
     timeout: Flags.string({ description: 'give up after this long', default: '8s' }),
   };
 
@@ -22,6 +23,8 @@ export default class MachineCheck extends TetherCommand {
     const timeoutMs = parseDuration(flags.timeout, 'timeout');
     this.errorContext.machine = flags.machine;
     const machines = await this.machines();
+    const { isFanOut } = await import('../../fanOut.js');
+    if (isFanOut(flags.machine)) return this.#fanOut(flags.machine, timeoutMs);
     if (flags.machine !== 'local') {
       // An unknown machine (or a broken config) is an error, not a status.
       const names = await machines.names();
@@ -32,5 +35,20 @@ export default class MachineCheck extends TetherCommand {
     this.stopProgress();
     if (status.failure !== undefined && checkCouldNotRun(status.failure)) throw status.failure;
     this.emit(statusJson(status));
+  }
+
+  /** `--machine a,b` / `@label`: one Status line per machine, in the order given; exits with the first failure's code. */
+  async #fanOut(spec: string, timeoutMs: number): Promise<void> {
+    const { resolveTargets, failureLine } = await import('../../fanOut.js');
+    const machines = await this.machines();
+    const targets = await resolveTargets(machines, spec);
+    const statuses = await Promise.all(targets.map((name) => checkMachine(machines, name, timeoutMs)));
+    this.stopProgress();
+    let exitCode = 0;
+    for (const status of statuses) {
+      this.emit(statusJson(status));
+      if (status.failure !== undefined && exitCode === 0) exitCode = failureLine(status.name, status.failure).exitCode;
+    }
+    if (exitCode !== 0) process.exitCode = exitCode;
   }
 }
