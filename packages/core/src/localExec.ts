@@ -5,6 +5,7 @@ import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, typ
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
 import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
 import type {
   CancelOptions,
   CancelResult,
@@ -40,7 +41,7 @@ interface ActiveExecution {
   /** A stop asked for before the process existed (while spawning); applied once it does. */
   pendingStop?: { reason: Exclude<SignalReason, 'user'>; signal: NodeJS.Signals; graceMs: number };
   survivors: number[];
-  timeout?: NodeJS.Timeout;
+  timeout?: LongTimer;
   /** The process has exited: a late timeout must not turn a normal exit into `timed_out`. */
   exited?: boolean;
   readonly gate: AbortController;
@@ -162,13 +163,14 @@ export class LocalExec implements ExecApi {
       void this.#stop(active, reason, signal, graceMs);
     }
     if (spec.timeoutMs !== undefined) {
-      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+      // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
+      active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
     }
     void (async () => {
       const exit = await proc.exit;
       active.exited = true;
       await outputDone;
-      if (active.timeout) clearTimeout(active.timeout);
+      active.timeout?.clear();
       await active.stopping;
       await this.#finish(active, {
         type: 'ExecutionExited',
@@ -264,7 +266,8 @@ export class LocalExec implements ExecApi {
     const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
     if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new TetherError('INVALID_ARGUMENT', 'afterSeq must be a non-negative integer');
     if (!Number.isInteger(limit) || limit < 1) throw new TetherError('INVALID_ARGUMENT', 'limit must be a positive integer');
-    const waitMs = options.waitMs ?? 0;
+    // A long-poll may return early with no events; a wait beyond what one timer holds is cut to it.
+    const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
       await firstValueFrom(next$, { defaultValue: undefined });
@@ -431,7 +434,7 @@ export class LocalExec implements ExecApi {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => void setLongTimeout(resolve, ms).unref());
 }
 
 async function waitUntilGone(proc: RunningProcess, withinMs: number): Promise<number[]> {

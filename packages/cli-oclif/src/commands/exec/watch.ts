@@ -37,7 +37,7 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
     }
     const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, 'timeout');
     const { machine } = await this.openMachine(flags.machine);
-    const { commandExitCode, durationMs } = await loadRuntime();
+    const { commandExitCode, durationMs, setLongTimeout } = await loadRuntime();
     const wanted = (stream: string) => flags.stream === 'both' || (flags.stream === 'stderr') === (stream === 'stderr');
 
     const lines = new LineSplitter();
@@ -55,7 +55,7 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
     };
 
     await new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: { clear(): void } | undefined;
       let stopped = false;
       const subscription = machine.exec.follow(flags.id, cursor).subscribe({
         next: (event: StoredEvent) => {
@@ -68,7 +68,7 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
         },
         error: (error: unknown) => {
           if (stopped) return;
-          if (timer) clearTimeout(timer);
+          timer?.clear();
           reject(error);
         },
         complete: () => {
@@ -79,12 +79,12 @@ last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly wh
       });
       function done() {
         stopped = true;
-        if (timer) clearTimeout(timer);
+        timer?.clear();
         // Unsubscribing here ends the follow on the daemon; a synchronous stop comes before `subscription` is set.
         queueMicrotask(() => subscription.unsubscribe());
         resolve();
       }
-      if (timeoutMs !== undefined) timer = setTimeout(done, timeoutMs);
+      if (timeoutMs !== undefined) timer = setLongTimeout(done, timeoutMs);
     });
     print(lines.flush());
 
