@@ -100,16 +100,22 @@ describe('startDaemon', () => {
     }
   });
 
-  it('refuses connections over maxConnections with 503, and takes them again once one leaves', async () => {
+  it('over maxConnections lets a new authenticated client in and closes the quietest connection (1013); an unauthenticated one takes no room', async () => {
     const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir: await tempDir(), plugins: [], maxConnections: 1 });
     try {
-      const auth = { Authorization: `Bearer ${await readToken(daemon.tokenFile!)}` };
-      const first = await connectWs(daemon.url, { token: auth.Authorization.slice(7) });
-      expect(await upgradeStatus(daemon.url, auth)).toBe(503);
-      const gone = new Promise<void>((resolve) => first.messages$.subscribe({ complete: resolve, error: () => resolve() }));
-      first.close();
-      await gone;
-      await eventually(async () => (await upgradeStatus(daemon.url, auth)) === 101, 5_000, 'a free slot');
+      const token = await readToken(daemon.tokenFile!);
+      const first = await connectWs(daemon.url, { token });
+      let firstEnded = false;
+      const firstGone = new Promise<unknown>((resolve) =>
+        first.messages$.subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(e) }),
+      ).finally(() => (firstEnded = true));
+      expect(await upgradeStatus(daemon.url, { Authorization: 'Bearer wrong' })).toBe(401);
+      expect(await upgradeStatus(daemon.url, {})).toBe(401);
+      expect(firstEnded).toBe(false);
+      const second = await connectWs(daemon.url, { token });
+      const ended = await firstGone;
+      expect(isTetherError(ended) ? ended.details['closeCode'] : ended).toBe(1013);
+      second.close();
     } finally {
       await daemon.close();
     }
