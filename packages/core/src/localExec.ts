@@ -4,7 +4,7 @@ import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
-import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
 import type {
   CancelOptions,
@@ -286,6 +286,7 @@ export class LocalExec implements ExecApi {
     const state = await this.get(id);
     const streams = options.streams ?? ['stdout'];
     const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
@@ -298,12 +299,13 @@ export class LocalExec implements ExecApi {
         since: options.since,
         until: options.until,
         beforeSeq: state.lastSeq + 1,
+        maxLineBytes,
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {
       slices = await this.#readForward(id, new Set<OutputStream>(streams), options, state.lastSeq, maxLines);
     }
-    let lines = toLines(slices);
+    let lines = toLines(slices, maxLineBytes);
     const keep = Math.min(maxLines, options.tailLines ?? maxLines);
     if (lines.length > keep) lines = lines.slice(lines.length - keep);
     return { lines, lastSeq: state.lastSeq };
@@ -312,16 +314,20 @@ export class LocalExec implements ExecApi {
   async #readForward(id: string, streams: ReadonlySet<OutputStream>, options: LogsOptions, lastSeq: number, maxLines: number): Promise<OutputSlice[]> {
     const slices: OutputSlice[] = [];
     let newlines = 0;
+    let bytes = 0;
     let after = options.afterSeq ?? 0;
-    while (after < lastSeq && newlines <= maxLines) {
-      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256 });
+    // Bounded like a tail: pages of at most 1 MiB, at most the scan budget in all (what is past
+    // it is read by the next call, from the last seq returned).
+    while (after < lastSeq && newlines <= maxLines && bytes < DEFAULT_TAIL_SCAN_BYTES) {
+      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256, maxBytes: 1024 * 1024 });
       if (page.length === 0) break;
       for (const event of page) {
         if (options.since !== undefined && event.ts < options.since) continue;
         const slice = outputSlice(event, streams, options.until);
         if (!slice) continue;
         slices.push(slice);
-        for (const byte of slice.data) if (byte === 0x0a) newlines++;
+        bytes += slice.data.byteLength;
+        for (let i = slice.data.indexOf(0x0a); i !== -1; i = slice.data.indexOf(0x0a, i + 1)) newlines++;
       }
       after = page[page.length - 1]!.seq;
     }

@@ -36,6 +36,7 @@ export default class ExecLogs extends TetherCommand {
       ...(since !== undefined ? { since } : {}),
       ...(until !== undefined ? { until } : {}),
     });
-    for (const { stream, line, seq } of lines) this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    // A line longer than the daemon's limit (64 KiB) comes back as its end, with "cut": true.
+    for (const { stream, line, seq, cut } of lines) this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq, ...(cut ? { cut: true } : {}) });
   }
 }
