@@ -1,5 +1,5 @@
 import type { ExecutionState, MachineApi, StoredEvent } from '@tether/core';
-import { durationMs } from '@tether/core';
+import { durationMs, setLongTimeout, type LongTimer } from '@tether/core';
 import { LineSplitter, type LogRecord } from './lineSplitter.js';
 import { commandExitCode } from './resultJson.js';
 
@@ -67,7 +67,7 @@ interface Watched {
   finished: boolean;
   summarised: boolean;
   readonly lines: LineSplitter;
-  idleTimer?: NodeJS.Timeout;
+  idleTimer?: LongTimer;
   subscription?: { unsubscribe(): void };
   finishOrder?: number;
   /** Finished with nothing after the cursor: a follow from there would wait for events that never come. */
@@ -129,15 +129,15 @@ export async function monitor(machine: MachineApi, options: MonitorOptions): Pro
 
   await new Promise<void>((resolve, reject) => {
     let settled = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: LongTimer | undefined;
     const pending: Promise<unknown>[] = [];
     const end = (why: MonitorStop) => {
       if (stop !== undefined) return;
       stop = why;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       options.signal?.removeEventListener('abort', onAbort);
       for (const w of watched) {
-        if (w.idleTimer) clearTimeout(w.idleTimer);
+        w.idleTimer?.clear();
         // Unsubscribing ends the follow on the daemon; a synchronous stop comes before `subscription` is set.
         queueMicrotask(() => w.subscription?.unsubscribe());
       }
@@ -149,9 +149,9 @@ export async function monitor(machine: MachineApi, options: MonitorOptions): Pro
     const fail = (error: unknown) => {
       if (settled || stop !== undefined) return;
       stop = 'aborted';
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       for (const w of watched) {
-        if (w.idleTimer) clearTimeout(w.idleTimer);
+        w.idleTimer?.clear();
         queueMicrotask(() => w.subscription?.unsubscribe());
       }
       settled = true;
@@ -160,8 +160,8 @@ export async function monitor(machine: MachineApi, options: MonitorOptions): Pro
     const onAbort = () => end('aborted');
     const armIdle = (w: Watched) => {
       if (options.idleMs === undefined || w.finished) return;
-      if (w.idleTimer) clearTimeout(w.idleTimer);
-      w.idleTimer = setTimeout(() => {
+      w.idleTimer?.clear();
+      w.idleTimer = setLongTimeout(() => {
         if (stop !== undefined || w.finished) return;
         idleHit = true;
         options.emit({ type: 'idle', exec_id: w.id, idle_ms: options.idleMs!, last_seq: w.cursor });
@@ -171,13 +171,13 @@ export async function monitor(machine: MachineApi, options: MonitorOptions): Pro
 
     if (options.signal?.aborted) return end('aborted');
     options.signal?.addEventListener('abort', onAbort, { once: true });
-    if (options.timeoutMs !== undefined) timer = setTimeout(() => end('timeout'), options.timeoutMs);
+    if (options.timeoutMs !== undefined) timer = setLongTimeout(() => end('timeout'), options.timeoutMs);
     if (watched.length === 0) return end('finished');
 
     const completed = (w: Watched) => {
       w.finished = true;
       w.finishOrder = finishCount++;
-      if (w.idleTimer) clearTimeout(w.idleTimer);
+      w.idleTimer?.clear();
       show(w, w.lines.flush());
       const done = summarise(w);
       pending.push(done);

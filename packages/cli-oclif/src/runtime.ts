@@ -13,7 +13,7 @@
  */
 import type { TetherConfig } from './config/configFile.js';
 
-export { RemoteMachine, createKernel, Transport, isTetherError, normalizeSignal, durationMs, syncDirectory } from '@tether/core';
+export { RemoteMachine, createKernel, Transport, isTetherError, normalizeSignal, durationMs, syncDirectory, setLongTimeout } from '@tether/core';
 export { connectWs } from '@tether/transport-ws';
 export { WsMachineFields } from './config/wsMachineFields.js';
 export { formatIssues } from './config/formatIssues.js';

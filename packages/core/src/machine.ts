@@ -44,6 +44,8 @@ export interface LogsOptions {
   readonly until?: number;
   /** At most this many lines returned (the newest, unless only `afterSeq` bounds the read). Default 10000. */
   readonly maxLines?: number;
+  /** A longer line comes back as its end, marked `cut`; a tail does not read further back than that. Default 64 KiB. */
+  readonly maxLineBytes?: number;
 }
 
 export interface LogLine {
@@ -52,6 +54,11 @@ export interface LogLine {
   readonly seq: number;
   /** The line without its newline, decoded as UTF-8 (invalid bytes become U+FFFD). */
   readonly line: string;
+  /**
+   * Present (true) when `line` is only the end of a longer line: its start was not read (a line
+   * longer than the limit, 64 KiB by default, or a tail that reached its scan budget).
+   */
+  readonly cut?: true;
 }
 
 export interface LogsResult {

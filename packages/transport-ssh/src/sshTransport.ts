@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { TetherError, isTetherError, type Channel, type MachineConfig, type Transport } from '@tether/core';
+import { TetherError, isTetherError, setLongTimeout, type Channel, type LongTimer, type MachineConfig, type Transport } from '@tether/core';
 import type { KeepaliveOptions } from '@tether/transport-ws';
 import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
 import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
@@ -22,7 +22,7 @@ export interface SshTransportOptions extends Omit<SshConnectOptions, 'signal' | 
 interface Pooled extends DaemonLink {
   readonly ssh: SshConnection;
   channels: number;
-  idleTimer?: NodeJS.Timeout;
+  idleTimer?: LongTimer;
   /** The daemon token read over this connection, per token file. */
   readonly tokens: Map<string, string>;
 }
@@ -64,7 +64,7 @@ export class SshTransport implements Transport {
     const config = parsed.data;
     const pooled = await abortable(this.#connection(config.ssh), signal);
     pooled.channels++;
-    if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+    pooled.idleTimer?.clear();
     pooled.idleTimer = undefined;
     let opened: { channel: Channel; stream: Duplex };
     try {
@@ -81,7 +81,7 @@ export class SshTransport implements Transport {
   close(): void {
     this.#closed = true;
     for (const pooled of this.#pool.values()) {
-      if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+      pooled.idleTimer?.clear();
       pooled.ssh.close();
     }
     this.#pool.clear();
@@ -103,7 +103,7 @@ export class SshTransport implements Transport {
           const pooled: Pooled = { ssh, channels: 0, tokens: new Map() };
           this.#pool.set(target, pooled);
           void ssh.closed.then(() => {
-            if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+            pooled.idleTimer?.clear();
             if (this.#pool.get(target) === pooled) this.#pool.delete(target);
           });
           return pooled;
@@ -117,7 +117,7 @@ export class SshTransport implements Transport {
   #release(target: string, pooled: Pooled): void {
     pooled.channels--;
     if (pooled.channels > 0 || !pooled.ssh.isOpen) return;
-    pooled.idleTimer = setTimeout(() => {
+    pooled.idleTimer = setLongTimeout(() => {
       if (pooled.channels > 0) return;
       if (this.#pool.get(target) === pooled) this.#pool.delete(target);
       pooled.ssh.close();

@@ -1,6 +1,6 @@
 import { chmod, mkdir, open, stat } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { TetherError, isTetherError, type MachineConfig } from '@tether/core';
+import { TetherError, isTetherError, setLongTimeout, type LongTimer, type MachineConfig } from '@tether/core';
 import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
 import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
 import { sshConnect } from './sshConnect.js';
@@ -112,7 +112,7 @@ class RunningTunnel implements Tunnel {
   readonly #link: DaemonLink = {};
   #socketIno = 0;
   #ssh: Promise<SshConnection> | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimer: LongTimer | undefined;
   #closing: Promise<void> | undefined;
   #resolveClosed!: (value: { reason: TunnelExitReason; error?: TetherError }) => void;
 
@@ -256,11 +256,11 @@ class RunningTunnel implements Tunnel {
   #armIdle(): void {
     this.#disarmIdle();
     if (this.#closing || this.#sockets.size > 0 || this.state.status !== 'ready') return;
-    this.#idleTimer = setTimeout(() => void this.#shutdown('idle'), this.#idleTimeoutMs);
+    this.#idleTimer = setLongTimeout(() => void this.#shutdown('idle'), this.#idleTimeoutMs);
   }
 
   #disarmIdle(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer?.clear();
     this.#idleTimer = undefined;
   }
 

@@ -2,7 +2,7 @@ import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { TetherError, isTetherError, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
+import { TetherError, isTetherError, withUserUmask, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
 import type * as NodePty from 'node-pty';
 import { z } from 'zod';
 import { checkExecutable } from './checkExecutable.js';
@@ -92,7 +92,7 @@ export class ChildProcessBackend implements ProcessBackend {
     await checkExecutable(argv, { ...env, PWD: cwd }, cwd);
     let term: NodePty.IPty;
     try {
-      term = pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null });
+      term = withUserUmask(() => pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null }));
     } catch (cause) {
       const errno = (cause as NodeJS.ErrnoException).code;
       throw new TetherError('SPAWN_FAILED', `spawn failed: ${(cause as Error).message}`, errno ? { errno } : {}, { cause });
@@ -119,13 +119,16 @@ async function spawnPipes(
 ): Promise<RunningProcess> {
   let child: ChildProcess;
   try {
-    child = spawnChild(argv[0]!, argv.slice(1), {
-      cwd,
-      env,
-      detached: true,
-      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      windowsHide: true,
-    });
+    // The daemon's own files are private (umask 077); the command gets the user's umask.
+    child = withUserUmask(() =>
+      spawnChild(argv[0]!, argv.slice(1), {
+        cwd,
+        env,
+        detached: true,
+        stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      }),
+    );
   } catch (cause) {
     // Some failures (E2BIG) are thrown; others (ENOENT, EACCES) arrive as an 'error' event.
     throw spawnFailed(cause);

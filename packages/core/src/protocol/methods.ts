@@ -50,6 +50,7 @@ export const methods = {
     since: z.number().optional(),
     until: z.number().optional(),
     maxLines: z.number().int().min(1).max(1_000_000).optional(),
+    maxLineBytes: z.number().int().min(1).max(16 * 1024 * 1024).optional(),
   }),
   'exec/write': Id.extend({ data: Base64, writeId: z.string().min(1).max(128).optional(), eof: z.boolean().optional() }),
   'exec/closeStdin': Id,

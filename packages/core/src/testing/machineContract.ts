@@ -186,6 +186,18 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         expect(await failure(machine.exec.signal(interrupted.id, 'INT'))).toBe('EXEC_FINISHED');
       });
 
+      it('a timeout beyond 2^31 ms (597h, 25d) does not fire early: the command runs to its end', async () => {
+        const [hours, days] = await Promise.all([
+          run({ command: 'sleep 0.3; echo ok', timeoutMs: 597 * 3_600_000 }),
+          run({ command: 'sleep 0.3; echo ok', timeoutMs: 25 * 86_400_000 }),
+        ]);
+        for (const r of [hours, days]) {
+          expect(r.state).toMatchObject({ endReason: 'exited', exitCode: 0 });
+          expect(r.stdout).toBe('ok\n');
+          expect(r.events.some((e) => e.type === 'SignalSent')).toBe(false);
+        }
+      });
+
       it('runs in a terminal of the size asked for, and resizes it', async () => {
         const r = await run({ command: 'stty size; test -t 1 && echo is-a-tty', tty: { cols: 101, rows: 31 } });
         expect(r.state.bytes.stdout).toBe(0);

@@ -33,8 +33,9 @@ export default class ExecLogs extends TetherCommand {
     const until = flags.until === undefined ? undefined : parseTime(flags.until, 'until');
     const { machine } = await this.openMachine(flags.machine);
     const streams: OutputStream[] = flags.stream === 'both' ? ['stdout', 'stderr', 'pty'] : flags.stream === 'stderr' ? ['stderr'] : ['stdout', 'pty'];
-    const print = (stream: string, line: string, seq: number) =>
-      flags.format === 'text' ? process.stdout.write(`${line}\n`) : this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    // A line longer than the daemon's limit (64 KiB) comes back as its end, with "cut": true.
+    const print = (stream: string, line: string, seq: number, cut?: boolean) =>
+      flags.format === 'text' ? process.stdout.write(`${line}\n`) : this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq, ...(cut ? { cut: true } : {}) });
     if (flags.full) {
       const { fullLog } = await import('../../fullLog.js');
       return fullLog(machine, flags.id, { streams: new Set(streams), afterSeq: flags['after-seq'] ?? 0, since, until }, (r) => print(r.stream, r.line, r.seq));
@@ -50,7 +51,7 @@ export default class ExecLogs extends TetherCommand {
       return;
     }
     const lines = await tail(machine, flags.id, streams, { bytes: flags.tail ?? (tailed ? undefined : DEFAULT_TAIL_BYTES), lines: flags['tail-lines'], ...bounds });
-    for (const { stream, line, seq } of lines) print(stream, line, seq);
+    for (const { stream, line, seq, cut } of lines) print(stream, line, seq, cut);
   }
 
   /**
