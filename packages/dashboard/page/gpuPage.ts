@@ -104,7 +104,7 @@ function GpuCard({ gpu, history, tick, processes }: { gpu: Gpu; history?: { t: n
   useEffect(() => {
     if (history) chart.current?.setData([history.t, history.util, history.mem]);
   }, [tick]);
-  return html`<div class="gpu" data-testid="gpu-card" data-index=${gpu.index}>
+  return html`<div class="gpu" data-testid="gpu-card" data-index=${gpu.index} data-samples=${history?.t.length ?? 0}>
     <h3>GPU ${gpu.index}: ${gpu.name}</h3>
     <p>utilisation ${gpu.utilizationPct ?? 'n/a'} % · memory ${gpu.memoryUsedMiB ?? 'n/a'} / ${gpu.memoryTotalMiB ?? 'n/a'} MiB · ${gpu.temperatureC ?? 'n/a'} °C</p>
     <div class="chart" ref=${box}></div>

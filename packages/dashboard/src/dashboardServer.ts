@@ -96,6 +96,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     c.header('cache-control', 'no-store');
     return c.html(PAGE);
   });
+  // Browsers ask for it by themselves; there is none.
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/assets/:file', (c) => {
     const asset = assets.get(c.req.param('file'));
     if (!asset) return c.json({ error: { code: 'NOT_FOUND', message: 'no such asset' } }, 404);

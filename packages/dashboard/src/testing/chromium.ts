@@ -41,6 +41,3 @@ export async function launchChromium(): Promise<Browser> {
     },
   };
 }
-
-/** Where the tests save screenshots (gitignored): packages/dashboard/test-output/. */
-export const SCREENSHOTS = new URL('../test-output/', import.meta.url).pathname;
