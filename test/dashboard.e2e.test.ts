@@ -286,6 +286,7 @@ describe('tether dashboard in Chromium', () => {
     await log().locator('.line', { hasText: 'hostile-end' }).waitFor({ timeout: 60_000 });
     const url = page.url();
     await check('live');
+    await log().evaluate((el) => (el.scrollTop = 0));
     await page.screenshot({ path: join(SCREENSHOTS, 'hostile-live.png'), fullPage: true });
 
     // Again from the tail of the finished execution.
@@ -293,6 +294,7 @@ describe('tether dashboard in Chromium', () => {
     await page.goto(url);
     await log().locator('.line', { hasText: 'hostile-end' }).waitFor({ timeout: 60_000 });
     await check('tail');
+    await log().evaluate((el) => (el.scrollTop = 0));
     await page.screenshot({ path: join(SCREENSHOTS, 'hostile-tail.png'), fullPage: true });
 
     async function check(how: string): Promise<void> {
