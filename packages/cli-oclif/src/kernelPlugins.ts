@@ -147,12 +147,3 @@ function isStandardSchema(value: unknown): value is StandardSchema {
 export function pluginEntries(loaded: readonly LoadedKernelPlugin[], configs: Readonly<Record<string, unknown>>): PluginEntry[] {
   return loaded.map(({ plugin }) => (configs[plugin.name] === undefined ? plugin : { plugin, config: configs[plugin.name] }));
 }
-
-/** Validates a machine's fields with a Standard Schema; returns the first issue, or undefined. */
-export async function validateWithSchema(
-  schema: StandardSchema,
-  value: unknown,
-): Promise<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> } | undefined> {
-  const result = await schema['~standard'].validate(value);
-  return result.issues?.[0];
-}

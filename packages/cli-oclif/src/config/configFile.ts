@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { MachineConfig } from '@tether/core';
 import { CliError } from '../cliError.js';
 import { formatIssues, type Issue } from './formatIssues.js';
+import { suggestion } from './unknownFields.js';
 
 /** A configured machine, with where it was written (for messages): `machines[2]`, `machines.gpu1`. */
 export interface ConfiguredMachine {
@@ -25,7 +26,8 @@ export interface TetherConfig {
 /**
  * The fields every machine may have: tether's `name` and `transport`, and the fields existing
  * `codex-remote` configs carry. A transport plugin validates its own fields on top (see
- * `machineSchemas` in the plugin guide); unknown fields are kept for it.
+ * `machineSchemas` in the plugin guide); other fields are kept for it, and a field neither
+ * knows is an error once the machine's transport is loaded (`checkMachineFields`).
  */
 export const MachineFields = z.looseObject({
   name: z
@@ -41,6 +43,19 @@ export const MachineFields = z.looseObject({
   daemon_cmd: z.string().min(1).optional(),
   use_direct_addr: z.boolean().optional(),
 });
+
+/** The names of the fields every machine may have, whatever its transport. */
+export const COMMON_MACHINE_FIELDS: readonly string[] = Object.keys(MachineFields.shape);
+
+/** The top-level sections of the config file; any other key is an error (a typo, most likely). */
+export const TOP_LEVEL_FIELDS = ['machines', 'plugins'] as const;
+
+/**
+ * Aliases the YAML parser expands before it refuses the document (the library's default, made
+ * explicit): a few anchors are normal (shared machine settings), an exponential "billion laughs"
+ * expansion is not.
+ */
+const MAX_ALIASES = 100;
 
 const ConfigShape = z.looseObject({
   machines: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown()), z.null()]).optional(),
@@ -78,9 +93,24 @@ export function parseConfig(text: string, path: string): TetherConfig {
       hint: `fix the YAML syntax of ${path} (or pass another file with --config)`,
     });
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES }) ?? {};
+  } catch (error) {
+    // The yaml library throws a ReferenceError for alias expansion past maxAliasCount.
+    throw new CliError('CONFIG_INVALID', `${path}: invalid YAML: ${(error as Error).message}`, {
+      hint: `${path} expands YAML aliases (*name) more than ${MAX_ALIASES} times: write the values out instead of nesting aliases`,
+      cause: error,
+    });
+  }
   const shape = ConfigShape.safeParse(raw);
   if (!shape.success) throw invalid(path, shape.error.issues, []);
+  const unknownTop = Object.keys(shape.data).find((key) => !(TOP_LEVEL_FIELDS as readonly string[]).includes(key));
+  if (unknownTop !== undefined) {
+    throw new CliError('CONFIG_INVALID', `${path}: ${unknownTop}: unknown field${suggestion(unknownTop, TOP_LEVEL_FIELDS)}`, {
+      hint: `the top level of ${path} has ${TOP_LEVEL_FIELDS.join(' and ')} only: rename or remove ${unknownTop}`,
+    });
+  }
 
   const machines: ConfiguredMachine[] = [];
   const entries: Array<{ where: string; path: Array<string | number>; value: unknown }> = [];

@@ -24,6 +24,11 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
     const spec = await specFromFlags(flags, isLocal);
     const initial = await machine.exec.start(spec);
     const id = initial.id;
+    // Could not start (a missing --cwd, no such shell): the error alone, nothing on stdout.
+    if (initial.endReason === 'failed_to_start') {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(initial);
+    }
     let startedShown = false;
     const showStarted = (startedAt: number | null) => {
       if (startedShown) return;
@@ -52,6 +57,10 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       process.off('SIGINT', onInterrupt);
     }
     const state = await machine.exec.get(id);
+    if (state.endReason === 'failed_to_start' && !startedShown) {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(state);
+    }
     this.emit({
       type: 'finished',
       exec_id: id,

@@ -24,12 +24,13 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     const { machine, name, isLocal } = await this.openMachine(flags.machine);
     const spec = await specFromFlags(flags, isLocal);
     const state = await machine.exec.start({ ...spec, ...(flags.id !== undefined ? { id: flags.id } : {}) });
+    if (state.endReason === 'failed_to_start') {
+      // The error alone (its message names the exec_id), nothing on stdout.
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(state);
+    }
     if (state.status === 'finished') {
       this.emit({ exec_id: state.id, machine: name, status: state.status, end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) });
-      if (state.endReason === 'failed_to_start') {
-        const { failedToStart } = await import('../../execFailure.js');
-        throw failedToStart(state);
-      }
       return;
     }
     this.emit({ exec_id: state.id, machine: name, status: state.status });

@@ -23,10 +23,9 @@ export default class MachineCheck extends TetherCommand {
     this.errorContext.machine = flags.machine;
     const machines = await this.machines();
     if (flags.machine !== 'local') {
-      // An unknown machine (or a broken config) is an error, not a status.
-      const names = await machines.names();
-      this.errorContext.knownMachines = names;
-      if (!names.includes(flags.machine)) await machines.open(flags.machine);
+      // An unknown machine, a broken config, an unknown transport or bad machine fields are errors, not a status.
+      this.errorContext.knownMachines = await machines.names();
+      await machines.validate(flags.machine);
     }
     const status = await checkMachine(machines, flags.machine, timeoutMs);
     this.stopProgress();
