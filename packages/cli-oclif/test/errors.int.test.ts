@@ -123,6 +123,30 @@ describe('bad input', () => {
     }
   });
 
+  it('a plugin config its schema refuses stops the daemon from starting, naming the field (exit 3)', async () => {
+    const fresh = cliEnv('tether-cli-errors-plugin-');
+    try {
+      fresh.writeConfig("plugins:\n  '@tether/plugin-filesystem': { roots: 5 }\n");
+      expectFailure(await fresh.run(['exec', 'run', '--cmd', 'true']), 3, 'CONFIG_INVALID', /^the local daemon could not start: .*plugins\.@tether\/plugin-filesystem\.roots: expected a list/);
+      fresh.writeConfig("plugins:\n  '@tether/plugin-filesystem': { root: [/tmp] }\n");
+      const typo = await fresh.run(['file', 'ls', '--path', '/tmp']);
+      expectFailure(typo, 3, 'CONFIG_INVALID', /plugins\.@tether\/plugin-filesystem\.root: unknown field \(did you mean roots\?\)/);
+      // With the config fixed the daemon starts, its filesystem backend there.
+      fresh.writeConfig("plugins:\n  '@tether/plugin-filesystem': { roots: [/tmp] }\n");
+      const fixed = await fresh.run(['file', 'stat', '--path', '/tmp']);
+      expect(fixed.code).toBe(0);
+    } finally {
+      await fresh.cleanup();
+    }
+  });
+
+  it('a YAML alias bomb is a config error (exit 3), not an internal one', async () => {
+    const levels = ['a: &a [x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    cli.writeConfig(`plugins:\n${levels.map((l) => `  ${l}`).join('\n')}\n`);
+    expectFailure(await cli.run(['machine', 'list']), 3, 'CONFIG_INVALID', /invalid YAML: .*alias/i);
+  });
+
   it('--config naming a missing file (exit 3)', async () => {
     expectFailure(await cli.run(['machine', 'list', '--config', `${cli.root}/nope.yaml`]), 3, 'CONFIG_INVALID', /no such file/);
   });

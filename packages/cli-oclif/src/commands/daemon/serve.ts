@@ -2,7 +2,8 @@ import { Flags } from '@oclif/core';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TetherCommand } from '../../baseCommand.js';
-import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginEntries } from '../../kernelPlugins.js';
+import { CliError } from '../../cliError.js';
+import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginConfigFault, pluginEntries } from '../../kernelPlugins.js';
 import { daemonFiles, tetherPaths, type DaemonFiles } from '../../paths.js';
 
 export default class DaemonServe extends TetherCommand {
@@ -37,6 +38,13 @@ The CLI starts this in the background by itself for the machine "local" (Unix so
     const { loaded, failed } = await importKernelPlugins(declared);
     for (const failure of failed) log({ level: 'warn', msg: 'plugin could not be imported', plugin: failure.declared.module, error: failure.reason });
     const configs = { '@tether/plugin-filesystem': { dataDir: files.dataDir }, ...config.plugins };
+    // A plugin config its schema refuses stops the daemon here, rather than a daemon without that backend.
+    const fault = await pluginConfigFault(loaded, configs);
+    if (fault) {
+      throw new CliError('CONFIG_INVALID', `${config.path}: ${fault.message}`, {
+        hint: `fix the config of ${fault.plugin} under plugins: in ${config.path} (see that plugin's README for its fields)`,
+      });
+    }
 
     const { startDaemon } = await import('@tether/transport-ws');
     const extra = flags.listen === 'none' || resolve(flags.listen) === files.socket || flags.listen === `unix:${files.socket}` ? [] : [flags.listen];
