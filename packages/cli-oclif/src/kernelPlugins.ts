@@ -6,9 +6,11 @@ import type { Plugin, PluginEntry } from '@tether/core';
  * A kernel plugin (transport, backend) declared by an installed package in its package.json:
  *
  * ```json
- * "oclif": {},
  * "tether": { "kernelPlugins": [{ "module": "./dist/plugin.js", "transports": ["docker"] }] }
  * ```
+ *
+ * (An `"oclif"` section is needed only for oclif commands: `tether plugins install` takes a
+ * package with kernel plugins alone.)
  *
  * A bare string is `{ "module": <string> }`. The module's default export is the plugin
  * (`definePlugin({...})`); it may also export `machineSchemas`, a map from each transport it
