@@ -85,3 +85,9 @@ export async function specFromFlags(flags: ExecSpecFlagValues, local: boolean): 
       : {}),
   };
 }
+
+/** `--format` of `exec run` and `exec logs`. */
+export const textFormatFlag = Flags.string({
+  description: 'json: JSON lines (the default when stdout is not a terminal); text: the output as it was written, colours kept, stderr lines on stderr (the default on a terminal)',
+  options: ['json', 'text'],
+});

@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { TetherCommand, machineFlag } from '../../baseCommand.js';
 import { parseTime } from '../../duration.js';
+import { textFormatFlag } from '../../execFlags.js';
 
 export default class ExecLogs extends TetherCommand {
   static override summary = "Print an execution's output as JSON lines.";
@@ -19,11 +20,13 @@ export default class ExecLogs extends TetherCommand {
     since: Flags.string({ description: 'only output from this time on: RFC 3339, or a duration ago (10m)' }),
     until: Flags.string({ description: 'only output before this time: RFC 3339, or a duration ago' }),
     'after-seq': Flags.integer({ description: 'only output after this seq', min: 0 }),
+    format: textFormatFlag,
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecLogs);
     this.useConfig(flags.config);
+    this.useFormat(flags.format);
     const since = flags.since === undefined ? undefined : parseTime(flags.since, 'since');
     const until = flags.until === undefined ? undefined : parseTime(flags.until, 'until');
     const { machine } = await this.openMachine(flags.machine);
@@ -36,6 +39,6 @@ export default class ExecLogs extends TetherCommand {
       ...(since !== undefined ? { since } : {}),
       ...(until !== undefined ? { until } : {}),
     });
-    for (const { stream, line, seq } of lines) this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
+    for (const { stream, line, seq } of lines) this.emitLine({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq });
   }
 }

@@ -1,6 +1,6 @@
 import { loadRuntime } from '../../runtimeLoader.js';
 import { TetherCommand, machineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags } from '../../execFlags.js';
+import { execSpecFlags, specFromFlags, textFormatFlag } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
 
@@ -14,11 +14,12 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
     { description: 'In a directory, with a variable and a time limit', command: "<%= config.bin %> exec run --machine gpu1 --cwd /data/run --env CUDA_VISIBLE_DEVICES=0 --timeout 10m --cmd 'python eval.py'" },
     { description: 'Run a local script file remotely with bash', command: '<%= config.bin %> exec run --machine gpu1 --shell bash --script ./setup.sh' },
   ];
-  static override flags = { machine: machineFlag, ...execSpecFlags };
+  static override flags = { machine: machineFlag, ...execSpecFlags, format: textFormatFlag };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
     this.useConfig(flags.config);
+    this.useFormat(flags.format);
     const { machine, isLocal } = await this.openMachine(flags.machine);
     const { commandExitCode, durationMs } = await loadRuntime();
     const spec = await specFromFlags(flags, isLocal);
@@ -33,7 +34,7 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
     const showStarted = (startedAt: number | null) => {
       if (startedShown) return;
       startedShown = true;
-      this.emit({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) });
+      this.emitStatus({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) }, () => `started ${id}`);
     };
     if (initial.status === 'running') showStarted(initial.startedAt);
 
@@ -46,13 +47,13 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
         machine.exec.follow(id, 0).subscribe({
           next: (event) => {
             if (event.type === 'ExecutionStarted') showStarted(event.ts);
-            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) this.emit(record);
+            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) this.emitLine(record);
           },
           error: reject,
           complete: resolve,
         });
       });
-      for (const record of lines.flush()) this.emit(record);
+      for (const record of lines.flush()) this.emitLine(record);
     } finally {
       process.off('SIGINT', onInterrupt);
     }
@@ -61,7 +62,7 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       const { failedToStart } = await import('../../execFailure.js');
       throw failedToStart(state);
     }
-    this.emit({
+    const finished = {
       type: 'finished',
       exec_id: id,
       status: 'finished',
@@ -69,7 +70,8 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       exit_code: state.exitCode,
       finished_at: rfc3339(state.finishedAt),
       duration_ms: durationMs(state),
-    });
+    };
+    this.emitStatus(finished, () => `${id} ${state.endReason ?? 'finished'}${state.exitCode === null ? '' : ` ${state.exitCode}`} after ${finished.duration_ms} ms`);
     if (state.endReason === 'failed_to_start') {
       const { failedToStart } = await import('../../execFailure.js');
       throw failedToStart(state);
