@@ -1,12 +1,12 @@
 // `machine up` reads the token of the daemon it started, whatever that daemon's environment: a
 // real sshd whose sessions get XDG_STATE_HOME / XDG_CONFIG_HOME through SetEnv, and daemon_cmds
 // that background themselves (`nohup … &`) with their own output file and environment.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopTunnel } from '@tether/transport-ssh';
 import { USER, freePort, keygen, knownHostsLine, startSshd, type Sshd } from '../../transport-ssh/test/support.js';
-import { BIN, cliEnv, eventually, type CliEnv } from './support.js';
+import { BIN, alive, cliEnv, eventually, pidIn, type CliEnv } from './support.js';
 
 let cli: CliEnv;
 let sshd: Sshd;
@@ -17,18 +17,6 @@ let remoteState: string;
 const dataDirs: string[] = [];
 const MACHINES = ['xdg', 'ownenv', 'cleared'];
 
-const pidIn = (file: string) => {
-  const pid = Number(existsSync(file) ? readFileSync(file, 'utf8').trim() : NaN);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-};
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 beforeAll(async () => {
   cli = cliEnv('tether-cli-up-token-');
