@@ -52,7 +52,7 @@ export abstract class TetherCommand extends Command {
    */
   protected useFormat(format: string | undefined): void {
     const chosen = format ?? process.env['TETHER_FORMAT'];
-    this.#text = chosen === 'text' || (chosen !== 'json' && process.stdout.isTTY === true);
+    this.#text = chosen === 'text' || (chosen !== 'json' && chosen !== 'jsonl' && process.stdout.isTTY === true);
   }
 
   /** A line of output: a JSON line, or in text mode the line itself (colours kept) on stdout or stderr, as it came. */
@@ -127,9 +127,14 @@ export abstract class TetherCommand extends Command {
 
   override async catch(error: Error & { exitCode?: number }): Promise<void> {
     this.stopProgress('failed');
+    process.exitCode = this.reportError(error);
+  }
+
+  /** Prints `error` as the JSON error on stderr; returns the exit code its code maps to. */
+  protected reportError(error: unknown): number {
     const { json, exitCode } = describeError(error, { ...this.errorContext, command: this.id });
     process.stderr.write(`${JSON.stringify(json)}\n`);
-    process.exitCode = exitCode;
+    return exitCode;
   }
 
   override async finally(error: Error | undefined): Promise<void> {
@@ -145,3 +150,12 @@ export const machineFlag = Flags.string({
   description: 'the machine: local (this machine, no config needed) or a name from the config file',
   default: 'local',
 });
+
+/** `--machine` of a command that also fans out: `a,b` or `@label` (labels from the config) name several machines. */
+export function fanOutMachineFlag(several: string) {
+  return Flags.string({
+    char: 'm',
+    description: `the machine: local (this machine, no config needed) or a name from the config file; several: a,b or @label (${several})`,
+    default: 'local',
+  });
+}

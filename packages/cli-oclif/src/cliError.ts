@@ -168,6 +168,7 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return `list the executions on this machine: tether exec list --machine ${machine}`;
     case 'CONNECTION_LOST':
     case 'OUTCOME_UNKNOWN':
+      if (details['peer'] !== undefined && !viaLocal) return peerHint(String(details['peer']), machine, context);
       return viaLocal
         ? `the local daemon is not answering: see tether daemon status${context.daemonLog ? ` and ${context.daemonLog}` : ''}`
         : `check that the machine is reachable and its daemon runs: tether machine check --machine ${machine}`;
@@ -193,7 +194,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
     case 'PATH_EXISTS':
       return 'the target exists: remove it first or choose another path';
     case 'PATH_OUTSIDE_ROOT':
-      return "the daemon only serves files inside its roots (the user's home by default)";
+      if (typeof details['leftOut'] === 'string') {
+        return `${String(details['leftOut'])} is not one of the daemon's roots: ${String(details['reason'])}. Use a directory under the home directory, or make it a root on purpose: plugins: { '@tether/plugin-filesystem': { roots: ['~', '${String(details['leftOut'])}'] } } in the config of the daemon's machine`;
+      }
+      return "the daemon only serves files inside its roots: the user's home, its data dir, and /tmp where the kernel protects shared temp dirs (set plugins: { '@tether/plugin-filesystem': { roots: [...] } } in the config of the daemon's machine for others)";
     case 'DIRECTORY_NOT_EMPTY':
       return 'pass --recursive to remove a directory with its contents';
     case 'TOO_LARGE':
@@ -214,5 +218,20 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return `see ${help}`;
     default:
       return `this looks like a bug; run again with DEBUG=tether* for details${context.daemonLog ? ` or read ${context.daemonLog}` : ''}`;
+  }
+}
+
+/** The hint for a daemon port served by something other than a tether daemon (`details.peer` of the transport's error). */
+function peerHint(peer: string, machine: string, context: ErrorContext): string {
+  const config = context.configFile ?? 'the config file';
+  const after = `then start tether's daemon there: tether machine up --machine ${machine}`;
+  switch (peer) {
+    case 'codexd':
+      return `this port is served by codexd, not tether: stop codexd on ${machine} (or give machine ${machine} another daemon_port in ${config}), ${after}`;
+    case 'http':
+    case 'not-http':
+      return `the daemon port of ${machine} is served by another program, not a tether daemon: free the port (or set another daemon_port for ${machine} in ${config}), ${after}`;
+    default:
+      return `the peer on the daemon port of ${machine} reset the connection: a tether daemon that was stopping, or another program on that port; check with: tether machine check --machine ${machine}`;
   }
 }

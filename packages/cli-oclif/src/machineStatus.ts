@@ -20,6 +20,8 @@ export interface MachineStatus {
   readonly checked_at: string;
   readonly daemon_version?: string;
   readonly error?: string;
+  /** What to do about `error` (the hint the CLI prints with that error). */
+  readonly hint?: string;
   /** The failure as the CLI reports errors (kept out of the JSON; for the exit code). */
   readonly failure?: unknown;
 }
@@ -49,7 +51,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       daemon_version: info.version,
     };
   } catch (error) {
-    const { json } = describeError(error, { machine: name });
+    const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });
     return {
       name,
       transport,
@@ -58,6 +60,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       latency_ms: null,
       checked_at: checkedAt,
       error: json.error.message,
+      hint: json.error.hint,
       failure: error,
     };
   }
@@ -86,6 +89,15 @@ async function sshWorks(machines: Machines, name: string, error: unknown, deadli
   } catch {
     return false;
   }
+}
+
+/** Failures that mean the check itself could not run (usage, config, unknown machine or transport), as opposed to a machine that did not answer. */
+const NOT_A_CHECK = new Set(['USAGE', 'INVALID_ARGUMENT', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'TRANSPORT_UNAVAILABLE']);
+
+/** Whether `failure` (a Status's) is an error of the caller or the config rather than a finding about the machine. */
+export function checkCouldNotRun(failure: unknown): boolean {
+  const code = (failure as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && NOT_A_CHECK.has(code);
 }
 
 /** The status without the internal `failure`. */

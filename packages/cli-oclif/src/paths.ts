@@ -7,6 +7,8 @@ export interface TetherPaths {
   readonly configFile: string;
   /** The local daemon's directory: `$XDG_STATE_HOME/tether` (default `~/.local/state/tether`). */
   readonly stateDir: string;
+  /** codex-remote's config file, `~/.config/codex-remote/config.yaml`: read when tether has none. */
+  readonly codexRemoteConfigFile: string;
 }
 
 /** The local daemon's files inside its data directory. */
@@ -26,7 +28,11 @@ export function tetherPaths(env: NodeJS.ProcessEnv = process.env): TetherPaths {
   const home = env['HOME'] || homedir();
   const configHome = env['XDG_CONFIG_HOME'] || join(home, '.config');
   const stateHome = env['XDG_STATE_HOME'] || join(home, '.local', 'state');
-  return { configFile: join(configHome, 'tether', 'config.yaml'), stateDir: join(stateHome, 'tether') };
+  return {
+    configFile: join(configHome, 'tether', 'config.yaml'),
+    stateDir: join(stateHome, 'tether'),
+    codexRemoteConfigFile: join(home, '.config', 'codex-remote', 'config.yaml'),
+  };
 }
 
 export function daemonFiles(dataDir: string): DaemonFiles {

@@ -10,7 +10,9 @@ export {
   type ExecutionState,
   type ExecutionStatus,
   type EndReason,
+  type NotificationRecord,
 } from './state.js';
+export { CompletionNotifier, completionSummary, type CompletionNotifierOptions, type CompletionSummary } from './completionNotifier.js';
 export {
   EventStore,
   type AppendOptions,

@@ -137,7 +137,7 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
     let proc: RunningProcess;
     try {
       proc = await this.#process!.spawn({
@@ -286,15 +286,16 @@ export class LocalExec implements ExecApi {
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
-    if (tailBytes !== undefined || options.tailLines !== undefined) {
+    // A time range without a cursor is read from its end, so that a cap keeps the newest lines.
+    if (tailBytes !== undefined || options.tailLines !== undefined || (options.since !== undefined && options.afterSeq === undefined)) {
       slices = await readOutputTail(this.#store, id, {
         streams,
         bytes: tailBytes,
-        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        lines: options.tailLines ?? maxLines,
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,
-        beforeSeq: state.lastSeq + 1,
+        beforeSeq: Math.min(state.lastSeq + 1, options.beforeSeq ?? Number.POSITIVE_INFINITY),
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {

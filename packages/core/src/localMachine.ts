@@ -1,5 +1,6 @@
 import { homedir, hostname } from 'node:os';
 import type { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
+import { CompletionNotifier, type CompletionNotifierOptions } from './completionNotifier.js';
 import { TetherError } from './errors.js';
 import { GpuGateOptions } from './events.js';
 import type { EventStore } from './eventStore.js';
@@ -17,6 +18,8 @@ export interface LocalMachineOptions {
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
   readonly outputHighWaterBytes?: number;
+  /** Retries and time limits of completion notifications (`spec.notify`). */
+  readonly notifications?: Pick<CompletionNotifierOptions, 'urlAttempts' | 'retryBaseMs' | 'requestTimeoutMs' | 'commandTimeoutMs'>;
 }
 
 /**
@@ -26,6 +29,8 @@ export interface LocalMachineOptions {
 export class LocalMachine implements MachineApi {
   readonly name: string;
   readonly exec: LocalExec;
+  /** Delivers completion notifications of this machine's executions (see `CompletionNotifier`). */
+  readonly notifier: CompletionNotifier;
   readonly fs: FsApi;
   readonly gpu: GpuApi;
   readonly #backends: MachineInfo['backends'];
@@ -33,7 +38,9 @@ export class LocalMachine implements MachineApi {
 
   constructor(options: LocalMachineOptions) {
     this.name = options.name ?? 'local';
-    this.exec = new LocalExec(options);
+    this.notifier = new CompletionNotifier({ ...options.notifications, store: options.store, process: options.process, machineName: this.name });
+    // Every terminal event this machine appends passes the notifier, whichever path appends it.
+    this.exec = new LocalExec({ ...options, store: this.notifier.watch(options.store) });
     this.fs = options.filesystem ? fsApi(options.filesystem) : unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
     const gpu = options.gpu;
     this.gpu = gpu

@@ -37,10 +37,12 @@ export interface LogsOptions {
   readonly tailLines?: number;
   /** Only output after this seq. */
   readonly afterSeq?: number;
+  /** Only output before this seq (pins a tail to an end seen before: `LogsResult.lastSeq + 1`). */
+  readonly beforeSeq?: number;
   /** Only output recorded at or after / before this time (epoch ms). */
   readonly since?: number;
   readonly until?: number;
-  /** At most this many lines returned. Default 10000. */
+  /** At most this many lines returned (the newest, unless only `afterSeq` bounds the read). Default 10000. */
   readonly maxLines?: number;
 }
 

@@ -18,6 +18,8 @@ export interface DaemonStream {
   readonly display: string;
   /** For the bridge: turns a `CONNECTION_LOST` seen on the stream into the bridge's own exit status and stderr. */
   readonly failure?: (error: unknown) => Promise<TetherError | undefined>;
+  /** For a forwarded channel: opens another one to the same port (to ask a peer that is not tether what it is). */
+  readonly probe?: () => Promise<ClientChannel>;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function openDaemonStream(ssh: SshConnection, link: DaemonLink, con
     try {
       const stream = await ssh.forwardOut('127.0.0.1', port);
       link.route = 'forward';
-      return { stream, display: `127.0.0.1:${port} on ${ssh.where}` };
+      return { stream, display: `127.0.0.1:${port} on ${ssh.where}`, probe: () => ssh.forwardOut('127.0.0.1', port) };
     } catch (error) {
       if (!(isTetherError(error, 'PERMISSION_DENIED') && error.details['reason'] === 'forwarding-prohibited')) {
         if (isTetherError(error, 'CONNECTION_LOST') && error.details['reason'] === 'connect-failed') {

@@ -135,12 +135,13 @@ export class SshTransport implements Transport {
       const read = config.token !== undefined ? undefined : (pooled.tokens.get(tokenKey) ?? (await readRemoteToken(ssh, config, name)));
       const token = config.token ?? read!.token;
       if (read) pooled.tokens.set(tokenKey, read);
-      const { stream, display, failure } = await openDaemonStream(ssh, pooled, config, name);
+      const { stream, display, failure, probe } = await openDaemonStream(ssh, pooled, config, name);
       try {
         const channel = await wsOverStream(stream, {
           token,
           url: `ws://127.0.0.1:${port}/`,
           display,
+          probe,
           signal,
           handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
           keepalive: this.#options.keepalive,

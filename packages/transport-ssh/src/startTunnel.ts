@@ -152,9 +152,9 @@ class RunningTunnel implements Tunnel {
     // One WebSocket before serving: a daemon that is not running, a refused token or a bridge that
     // cannot run is reported now, by the process that started the tunnel, instead of as a bare
     // disconnect later.
-    const { stream, display, failure } = await openDaemonStream(ssh, this.#link, this.#config, name);
+    const { stream, display, failure, probe } = await openDaemonStream(ssh, this.#link, this.#config, name);
     try {
-      const channel = await wsOverStream(stream, { token, url: `ws://127.0.0.1:${this.#config.daemon_port}/`, display });
+      const channel = await wsOverStream(stream, { token, url: `ws://127.0.0.1:${this.#config.daemon_port}/`, display, probe });
       channel.close();
     } catch (error) {
       if (read && isTetherError(error, 'UNAUTHORIZED')) throw refusedToken(error, read.file, ssh, name);

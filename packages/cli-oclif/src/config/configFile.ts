@@ -21,6 +21,10 @@ export interface TetherConfig {
   readonly machines: readonly ConfiguredMachine[];
   /** Config of the local daemon's kernel plugins, by plugin name (`@tether/plugin-filesystem: { roots: [...] }`). */
   readonly plugins: Readonly<Record<string, unknown>>;
+  /** True when this is codex-remote's config (`~/.config/codex-remote/config.yaml`), read because tether has none. */
+  readonly codexRemote?: boolean;
+  /** The projects of `local` (top-level `projects:`). */
+  readonly projects?: Readonly<Record<string, string | { readonly mirror: string }>>;
 }
 
 /**
@@ -42,13 +46,16 @@ export const MachineFields = z.looseObject({
   daemon_port: z.number().int().min(1).max(65535).optional(),
   daemon_cmd: z.string().min(1).optional(),
   use_direct_addr: z.boolean().optional(),
+  /** Commands run with `sh -lc` and PYTHONUNBUFFERED=1 (as codexd runs them). Default true except on `local`. */
+  login_shell: z.boolean().optional(),
+  /** Groups for fan-out: `--machine @gpu` addresses every machine labelled `gpu`. */
+  labels: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a label is letters, digits, . _ - and starts with a letter or digit')).optional(),
+  /** `exec start --project P --ref R`: git mirrors on the machine, by project name. */
+  projects: z.lazy(() => Projects).optional(),
 });
 
 /** The names of the fields every machine may have, whatever its transport. */
 export const COMMON_MACHINE_FIELDS: readonly string[] = Object.keys(MachineFields.shape);
-
-/** The top-level sections of the config file; any other key is an error (a typo, most likely). */
-export const TOP_LEVEL_FIELDS = ['machines', 'plugins'] as const;
 
 /**
  * Aliases the YAML parser expands before it refuses the document (the library's default, made
@@ -57,29 +64,57 @@ export const TOP_LEVEL_FIELDS = ['machines', 'plugins'] as const;
  */
 const MAX_ALIASES = 100;
 
+/** Projects: `name: /path/to/mirror.git` or `name: { mirror: /path/to/mirror.git }` (a bare clone, e.g. git clone --mirror). */
+export const Projects = z.record(
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a project name is letters, digits, . _ - and starts with a letter or digit'),
+  z.union([z.string().min(1), z.looseObject({ mirror: z.string().min(1) })]),
+);
+
 const ConfigShape = z.looseObject({
   machines: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown()), z.null()]).optional(),
   plugins: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
+  /** The projects of `local`. */
+  projects: z.union([Projects, z.null()]).optional(),
 });
+
+/** The top-level sections of the config file; any other key is an error (a typo, most likely). */
+export const TOP_LEVEL_FIELDS: readonly string[] = Object.keys(ConfigShape.shape);
 
 /**
  * Reads and validates the config file. `explicit`: the path was given with `--config`, so a
  * missing file is an error rather than an empty config. Fails with `CONFIG_INVALID` naming the
  * file and the bad field (`machines[2].daemon_port: expected a number`).
  */
-export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+export async function loadConfig(path: string, explicit: boolean, fallback?: string): Promise<TetherConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return { path, exists: false, machines: [], plugins: {} };
+    if (code === 'ENOENT' && !explicit) {
+      const legacy = fallback === undefined ? undefined : await readFile(fallback, 'utf8').catch(() => undefined);
+      if (legacy !== undefined) return fromCodexRemote(parseConfig(legacy, fallback!));
+      return { path, exists: false, machines: [], plugins: {} };
+    }
     throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
       hint: explicit ? 'check the path given with --config' : `check the permissions of ${path}`,
       cause: error,
     });
   }
   return parseConfig(text, path);
+}
+
+/**
+ * A codex-remote config read in place of tether's own (same machine fields). A `daemon_cmd`
+ * that starts codexd is dropped: `machine up` must start tether's daemon, not codexd.
+ */
+function fromCodexRemote(config: TetherConfig): TetherConfig {
+  const machines = config.machines.map(({ config: machine, where }) => {
+    if (typeof machine.daemon_cmd !== 'string' || !/\bcodexd\b/.test(machine.daemon_cmd)) return { config: machine, where };
+    const { daemon_cmd: _codexd, ...rest } = machine;
+    return { config: rest as MachineConfig, where };
+  });
+  return { ...config, machines, codexRemote: true };
 }
 
 /** Validates config text (YAML). Exported for tests and for `machine add`-style tools. */
@@ -105,10 +140,10 @@ export function parseConfig(text: string, path: string): TetherConfig {
   }
   const shape = ConfigShape.safeParse(raw);
   if (!shape.success) throw invalid(path, shape.error.issues, []);
-  const unknownTop = Object.keys(shape.data).find((key) => !(TOP_LEVEL_FIELDS as readonly string[]).includes(key));
+  const unknownTop = Object.keys(shape.data).find((key) => !TOP_LEVEL_FIELDS.includes(key));
   if (unknownTop !== undefined) {
     throw new CliError('CONFIG_INVALID', `${path}: ${unknownTop}: unknown field${suggestion(unknownTop, TOP_LEVEL_FIELDS)}`, {
-      hint: `the top level of ${path} has ${TOP_LEVEL_FIELDS.join(' and ')} only: rename or remove ${unknownTop}`,
+      hint: `the top level of ${path} has ${TOP_LEVEL_FIELDS.join(', ')} only: rename or remove ${unknownTop}`,
     });
   }
 
@@ -145,11 +180,11 @@ export function parseConfig(text: string, path: string): TetherConfig {
     }
     machines.push({ config: { ...machine, transport } as MachineConfig, where: entry.where });
   }
-  return { path, exists: true, machines, plugins: shape.data.plugins ?? {} };
+  return { path, exists: true, machines, plugins: shape.data.plugins ?? {}, ...(shape.data.projects ? { projects: shape.data.projects } : {}) };
 }
 
 function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
   return new CliError('CONFIG_INVALID', `${path}: ${formatIssues(issues, prefix)}`, {
-    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr? })`,
+    hint: `fix the field in ${path} (machines: a list of { name, transport?, ssh?, addr?, token?, token_file?, daemon_port?, daemon_cmd?, use_direct_addr?, labels? })`,
   });
 }

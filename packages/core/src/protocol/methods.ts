@@ -46,6 +46,7 @@ export const methods = {
     tailBytes: z.number().int().min(0).max(64 * 1024 * 1024).optional(),
     tailLines: z.number().int().min(0).max(1_000_000).optional(),
     afterSeq: Seq.optional(),
+    beforeSeq: Seq.optional(),
     since: z.number().optional(),
     until: z.number().optional(),
     maxLines: z.number().int().min(1).max(1_000_000).optional(),
@@ -66,6 +67,7 @@ export const methods = {
   'fs/mkdir': z.object({ path: Path, recursive: z.boolean().optional(), mode: z.number().int().min(0).max(0o7777).optional() }),
   'fs/remove': z.object({ path: Path, recursive: z.boolean().optional() }),
   'fs/move': z.object({ from: Path, to: Path, overwrite: z.boolean().optional() }),
+  'fs/symlink': z.object({ target: Path, path: Path }),
   'gpu/probe': z.object({}),
   'gpu/waitFree': z.object({ gate: GpuGateOptions.partial().optional() }),
 } as const;

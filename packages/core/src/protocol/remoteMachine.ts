@@ -390,6 +390,7 @@ export class RemoteMachine implements MachineApi {
       mkdir: async (path, options = {}) => void (await call('fs/mkdir', { path, ...options })),
       remove: async (path, options = {}) => void (await call('fs/remove', { path, ...options })),
       move: async (from, to, options = {}) => void (await call('fs/move', { from, to, ...options })),
+      symlink: async (target, path) => void (await call('fs/symlink', { target, path })),
     };
   }
 }

@@ -219,6 +219,18 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         expect(polled.events[0]!.seq).toBe(3);
       });
 
+      it('a capped time range keeps its newest lines; beforeSeq pins a tail to an earlier end', async () => {
+        const r = await run({ command: 'seq 1 3000' });
+        const since = await machine.exec.logs(r.state.id, { since: 0, maxLines: 10 });
+        expect(since.lines.map((l) => l.line)).toEqual(Array.from({ length: 10 }, (_, i) => String(2991 + i)));
+        const two = await run({ command: 'echo first; sleep 0.2; echo second' });
+        const all = await machine.exec.logs(two.state.id, { tailLines: 1 });
+        expect(all.lines.map((l) => l.line)).toEqual(['second']);
+        const firstSeq = (await machine.exec.logs(two.state.id, { tailLines: 2 })).lines[0]!.seq;
+        const pinned = await machine.exec.logs(two.state.id, { tailLines: 1, beforeSeq: firstSeq + 1 });
+        expect(pinned.lines.map((l) => l.line)).toEqual(['first']);
+      });
+
       it('follows from any seq while the execution runs, with no gap and no duplicate', async () => {
         const live = await machine.exec.start({ command: 'for i in $(seq 1 200); do echo line $i; done; sleep 0.1; echo end' });
         const [fromStart, fromMiddle] = await Promise.all([

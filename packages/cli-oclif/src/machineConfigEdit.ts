@@ -1,0 +1,48 @@
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { isMap, isSeq, parseDocument, type Document } from 'yaml';
+import { CliError } from './cliError.js';
+import { parseConfig } from './config/configFile.js';
+
+/**
+ * `machine add` / `machine remove`: edits the machines of the config file in place, keeping its
+ * comments and layout (a list or a map of machines, whichever the file uses). The result is
+ * validated as the CLI validates any config before it is written, and written atomically (temp
+ * file + rename) with the file's mode (0600 for a new file: it may hold tokens).
+ */
+export async function editMachines(path: string, edit: (doc: Document, form: 'list' | 'map') => void): Promise<void> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${error.code ?? String(error)}`, { hint: `check the permissions of ${path}` });
+  });
+  parseConfig(text || '{}', path); // refuse to edit a file that is already broken
+  const doc = parseDocument(text);
+  if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+  const machines = doc.get('machines');
+  const form = isMap(machines) ? 'map' : 'list';
+  if (machines === undefined || machines === null) doc.set('machines', doc.createNode([]));
+  else if (!isSeq(machines) && !isMap(machines)) throw new CliError('CONFIG_INVALID', `${path}: machines: expected a list or a map`, { hint: `fix ${path}` });
+  edit(doc, form);
+  const next = doc.toString();
+  parseConfig(next, path);
+  const mode = (await stat(path).catch(() => undefined))?.mode ?? 0o600;
+  await mkdir(dirname(path), { recursive: true });
+  const temp = `${path}.tether-${process.pid}.tmp`;
+  try {
+    await writeFile(temp, next, { mode: mode & 0o777 });
+    await chmod(temp, mode & 0o777);
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** The index (list form) or key (map form) of machine `name`, or undefined. */
+export function findMachine(doc: Document, form: 'list' | 'map', name: string): number | string | undefined {
+  const machines = doc.get('machines');
+  if (form === 'map' && isMap(machines)) return machines.has(name) ? name : undefined;
+  if (!isSeq(machines)) return undefined;
+  const index = machines.items.findIndex((item) => isMap(item) && item.get('name') === name);
+  return index === -1 ? undefined : index;
+}
