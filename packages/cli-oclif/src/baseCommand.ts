@@ -43,6 +43,30 @@ export abstract class TetherCommand extends Command {
     writeJson(value);
   }
 
+  /** `--format text` (`exec run`, `exec logs`): lines as the command wrote them, for people. */
+  #text = false;
+
+  /**
+   * Chooses the output of `--format`: `text`, `json`, or (unset) `$TETHER_FORMAT`, else text on a
+   * terminal and JSON in a pipe (an agent on a pseudo-terminal sets TETHER_FORMAT=json).
+   */
+  protected useFormat(format: string | undefined): void {
+    const chosen = format ?? process.env['TETHER_FORMAT'];
+    this.#text = chosen === 'text' || (chosen !== 'json' && chosen !== 'jsonl' && process.stdout.isTTY === true);
+  }
+
+  /** A line of output: a JSON line, or in text mode the line itself (colours kept) on stdout or stderr, as it came. */
+  protected emitLine(record: { readonly type: 'log'; readonly stream: 'stdout' | 'stderr'; readonly line: string; readonly seq: number; readonly cut?: true }): void {
+    if (!this.#text) return this.emit(record);
+    (record.stream === 'stderr' ? process.stderr : process.stdout).write(`${record.line}\n`);
+  }
+
+  /** A `started`/`finished` record: a JSON line, or in text mode one line on stderr (stdout keeps the command's own output). */
+  protected emitStatus(record: Readonly<Record<string, unknown>> & { readonly type: string }, text: () => string): void {
+    if (!this.#text) return this.emit(record);
+    process.stderr.write(`[tether] ${text()}\n`);
+  }
+
   /** Remember `--config` for the machines this command opens. */
   protected useConfig(path: string | undefined): void {
     this.#configPath = path;

@@ -1,7 +1,8 @@
 /**
  * How the CLI reports failures: `{"error":{"code","message","hint"}}` on stderr and an exit code
- * chosen by the code. Codes are core's `ErrorCodes` plus two of the CLI's own: `USAGE` (a flag
- * or argument is wrong) and `CONFIG_INVALID` (the config file cannot be used).
+ * chosen by the code. Codes are core's `ErrorCodes` plus the CLI's own: `USAGE` (a flag or
+ * argument is wrong), `CONFIG_INVALID` (the config file cannot be used) and `COMMAND_FAILED` (a
+ * plugin's command, e.g. `plugins inspect`, reported a failure; exit 1).
  *
  * This module must stay light: every command imports it, so it does not import `@tether/core`
  * (a TetherError is recognised by its brand instead).
@@ -134,7 +135,8 @@ function oclifError(error: unknown): { code: string; message: string; hint?: str
   if (parseErrors.includes(error.constructor.name) || parseErrors.includes(error.name)) {
     return { code: 'USAGE', message: firstLine(error.message), details: {} };
   }
-  if (oclif !== undefined) return { code: oclif.exit === 2 ? 'USAGE' : 'INTERNAL', message: firstLine(error.message), details: {} };
+  // A command of a plugin (oclif's plugins, help, autocomplete) that failed on purpose (`this.error()`).
+  if (oclif !== undefined) return { code: oclif.exit === 2 ? 'USAGE' : 'COMMAND_FAILED', message: firstLine(error.message), details: {} };
   return undefined;
 }
 
@@ -212,6 +214,8 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return 'another daemon uses this data dir: stop it with tether daemon stop, or pass another --data-dir';
     case 'ABORTED':
       return 'interrupted';
+    case 'COMMAND_FAILED':
+      return `see ${help}`;
     default:
       return `this looks like a bug; run again with DEBUG=tether* for details${context.daemonLog ? ` or read ${context.daemonLog}` : ''}`;
   }

@@ -22,8 +22,8 @@ export const execSpecFlags = {
   env: Flags.string({ description: 'an environment variable K=V, added to the daemon\'s environment; repeatable', multiple: true }),
   shell: Flags.string({ description: 'the shell that runs the command (default: sh)' }),
   timeout: Flags.string({ description: 'cancel it after this long (500ms, 10s, 5m); end_reason timed_out' }),
-  tty: Flags.boolean({ description: 'run it in a pseudo-terminal (output arrives as stdout)' }),
-  stdin: Flags.boolean({ description: 'keep its stdin open for exec write (default: stdin is closed)' }),
+  tty: Flags.boolean({ description: 'run it in a pseudo-terminal (output arrives as stdout); not with --stdin' }),
+  stdin: Flags.boolean({ description: 'keep its stdin open for exec write (default: stdin is closed); not with --tty' }),
   'gpu-gate': Flags.boolean({ description: 'queue it (status queued) until a GPU is free' }),
   'gpu-max-util': Flags.integer({ description: 'GPU gate: highest utilisation (%) of a free GPU', default: 10, min: 0, max: 100 }),
   'gpu-max-mem-mib': Flags.integer({ description: 'GPU gate: most memory in use (MiB) on a free GPU', default: 1000, min: 0 }),
@@ -72,6 +72,11 @@ const SCRIPT_DIR = '.local/state/tether/scripts';
 export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarget): Promise<ExecStartParams> {
   const local = target.isLocal;
   let command = flags.cmd;
+  if (flags.tty && flags.stdin) {
+    throw new CliError('USAGE', '--tty and --stdin cannot be used together', {
+      hint: 'a terminal echoes what is written into the output and acts on control characters (^C, ^D), so input is not passed byte for byte: use --stdin (pipes) to write to the command, or --tty alone',
+    });
+  }
   if (flags.script !== undefined) command = await uploadScript(flags.script, target.machine);
   if (command === undefined || command.trim() === '') {
     throw new CliError('USAGE', 'give the command to run with --cmd (or --script FILE)', { hint: "e.g. tether exec run --cmd 'uname -a'" });
@@ -105,6 +110,12 @@ export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarge
       : {}),
   };
 }
+
+/** `--format` of `exec run` and `exec logs`. */
+export const textFormatFlag = Flags.string({
+  description: 'json: JSON lines (the default when stdout is not a terminal); text: the output as it was written, colours kept, stderr lines on stderr (the default on a terminal)',
+  options: ['json', 'text'],
+});
 
 /**
  * Uploads a local script to the machine (mode 0700, a name of its own) and returns the command

@@ -97,6 +97,16 @@ export class Machines {
     return configured;
   }
 
+  /**
+   * Checks a configured machine without connecting: it exists, its transport is available and
+   * its fields are valid for that transport. Throws what `open` would (`UNKNOWN_MACHINE`,
+   * `TRANSPORT_UNAVAILABLE`, `CONFIG_INVALID`); `local` is always valid.
+   */
+  async validate(name: string): Promise<void> {
+    if (name === 'local') return;
+    await this.#transport(await this.configured(name));
+  }
+
   /** Closes every machine and kernel opened. */
   async close(): Promise<void> {
     await Promise.allSettled(this.#opened.map((m) => m.close()));
@@ -175,9 +185,15 @@ export class Machines {
       });
     }
     if (schema) {
-      const { validateWithSchema, formatIssues } = await loadRuntime();
-      const issue = await validateWithSchema(schema, machine);
-      if (issue) {
+      const { checkMachineFields, suggestion, formatIssues, commonMachineFields } = await loadRuntime();
+      const verdict = await checkMachineFields(schema, machine, await commonMachineFields());
+      if (verdict && 'unknown' in verdict) {
+        throw new CliError('CONFIG_INVALID', `${config.path}: ${where}.${verdict.unknown}: unknown field${suggestion(verdict.unknown, verdict.known)}`, {
+          hint: `fix machine ${machine.name} in ${config.path}: the fields of a machine with transport ${name} are ${verdict.known.join(', ')}`,
+        });
+      }
+      if (verdict) {
+        const { issue } = verdict;
         const missingToken = name === 'ws' && issue.path?.[0] === 'token' && machine['token'] === undefined && machine['token_file'] === undefined;
         throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, {
           hint: missingToken

@@ -44,3 +44,20 @@ export function daemonFiles(dataDir: string): DaemonFiles {
     log: join(dataDir, 'daemon.log'),
   };
 }
+
+/**
+ * The record `daemon serve` keeps while it listens on TCP `port`: its pid and its token file, one
+ * a line, in `dir` (`$TETHER_PORT_RECORD_DIR`, else its state directory). The ssh transport reads
+ * it (`daemon-port-<port>`, see its `readRemoteToken`) to find the token of the daemon it reaches,
+ * whatever that daemon's environment or flags.
+ */
+export function portRecord(dir: string, port: number): string {
+  return join(dir, `daemon-port-${port}`);
+}
+
+/** The TCP port of a `--listen` address (`127.0.0.1:7337`, `[::1]:7337`), or undefined for a socket path. */
+export function listenPort(address: string): number | undefined {
+  if (address.startsWith('/') || address.startsWith('unix:') || address.startsWith('.')) return undefined;
+  const match = /:(\d{1,5})$/.exec(address);
+  return match ? Number(match[1]) : undefined;
+}

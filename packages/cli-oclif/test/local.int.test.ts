@@ -143,8 +143,11 @@ describe('exec', () => {
 
     const bad = await cli.run(['exec', 'run', '--cwd', join(cli.root, 'missing'), '--cmd', 'true']);
     expect(bad.code).toBe(127);
-    expect(bad.lines()).toEqual([expect.objectContaining({ type: 'finished', end_reason: 'failed_to_start', exit_code: null })]);
+    // The error alone: nothing on stdout (the execution is recorded: exec result finds it by the id in the message).
+    expect(bad.stdout).toBe('');
     expect(bad.error()).toMatchObject({ message: expect.stringMatching(/failed to start/), hint: expect.any(String) });
+    const id = /^(\S+) failed to start/.exec(bad.error().message)![1]!;
+    expect((await cli.run(['exec', 'result', '--id', id])).json()).toMatchObject({ status: 'finished', end_reason: 'failed_to_start' });
   });
 
   it('start returns while the command runs; result from another process finds it; the daemon outlives the CLI', async () => {

@@ -3,13 +3,13 @@
 // key, known_hosts), remote daemons started by `machine up`, persistent tunnels, an ssh-agent.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stopTunnel } from '@tether/transport-ssh';
 import { connectWs } from '@tether/transport-ws';
 import { USER, freePort, keygen, knownHostsLine, startAgent, startSshd, type Agent, type Sshd } from '../../transport-ssh/test/support.js';
-import { BIN, RFC3339, cliEnv, eventually, type CliEnv } from './support.js';
+import { BIN, RFC3339, alive, cliEnv, eventually, pidIn, type CliEnv } from './support.js';
 
 let cli: CliEnv;
 let sshd: Sshd;
@@ -26,18 +26,6 @@ let socketOnly: ChildProcess | undefined;
 const remotePids = new Set<number>();
 const MACHINES = ['box', 'shared', 'bare', 'stranger', 'broken'];
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-const pidIn = (file: string) => {
-  const pid = Number(existsSync(file) ? readFileSync(file, 'utf8').trim() : NaN);
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-};
 /** The pid `machine up` wrote for what it started last. */
 const upPid = () => pidIn(join(remoteHome, '.local', 'state', 'tether', 'daemon-up.pid'));
 const rememberUpPid = () => {

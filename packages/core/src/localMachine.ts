@@ -41,7 +41,7 @@ export class LocalMachine implements MachineApi {
     this.notifier = new CompletionNotifier({ ...options.notifications, store: options.store, process: options.process, machineName: this.name });
     // Every terminal event this machine appends passes the notifier, whichever path appends it.
     this.exec = new LocalExec({ ...options, store: this.notifier.watch(options.store) });
-    this.fs = options.filesystem ?? unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
+    this.fs = options.filesystem ? fsApi(options.filesystem) : unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
     const gpu = options.gpu;
     this.gpu = gpu
       ? {
@@ -72,6 +72,23 @@ export class LocalMachine implements MachineApi {
 }
 
 /** An API object whose every method fails with BACKEND_UNAVAILABLE. */
+/** The backend's operations, `write` taking a string too (UTF-8). */
+function fsApi(fs: FileSystemBackend): FsApi {
+  return {
+    stat: (path) => fs.stat(path),
+    list: (path) => fs.list(path),
+    read: (path, options) => fs.read(path, options),
+    write: (path, data, options) => fs.write(path, typeof data === 'string' ? new TextEncoder().encode(data) : data, options),
+    beginWrite: (path, options) => fs.beginWrite(path, options),
+    writeChunk: (uploadId, offset, data) => fs.writeChunk(uploadId, offset, data),
+    commitWrite: (uploadId) => fs.commitWrite(uploadId),
+    abortWrite: (uploadId) => fs.abortWrite(uploadId),
+    mkdir: (path, options) => fs.mkdir(path, options),
+    remove: (path, options) => fs.remove(path, options),
+    move: (from, to, options) => fs.move(from, to, options),
+  };
+}
+
 function unavailable<T extends object>(backend: string, plugin: string): T {
   return new Proxy({} as T, {
     get: (_target, method) =>

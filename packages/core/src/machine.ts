@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import type { FileSystemBackend, GpuProbeResult, GpuWaitResult } from './backends.js';
+import type { FileSystemBackend, FileWriteOptions, GpuProbeResult, GpuWaitResult } from './backends.js';
 import type { ExecutionSpecInput, GpuGateOptions, OutputStream, StoredEvent } from './events.js';
 import type { ListOptions, ListPage } from './eventStore.js';
 import type { ExecutionState } from './state.js';
@@ -115,8 +115,14 @@ export interface ExecApi {
   wait(id: string): Promise<ExecutionState>;
 }
 
-/** Files on a machine; the same operations as the filesystem backend. */
-export type FsApi = FileSystemBackend;
+/**
+ * Files on a machine; the same operations as the filesystem backend, except that `write` also
+ * takes a string (written as UTF-8), as `exec.write` does.
+ */
+export interface FsApi extends Omit<FileSystemBackend, 'write'> {
+  /** Atomic: the file appears whole (temp file + rename) or not at all. A string is written as UTF-8. */
+  write(path: string, data: Uint8Array | string, options?: FileWriteOptions): Promise<{ bytesWritten: number }>;
+}
 
 export interface GpuApi {
   probe(): Promise<GpuProbeResult>;

@@ -1,8 +1,8 @@
 import type { Duplex } from 'node:stream';
 import { TetherError, isTetherError, setLongTimeout, type Channel, type LongTimer, type MachineConfig, type Transport } from '@tether/core';
 import type { KeepaliveOptions } from '@tether/transport-ws';
-import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
-import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
+import { openDaemonStream, readRemoteToken, refusedToken, type DaemonLink } from './daemonStream.js';
+import { machineSchema, type SshMachineConfig } from './machineSchema.js';
 import { sshConnect, type SshConnectOptions } from './sshConnect.js';
 import type { SshConnection } from './sshConnection.js';
 import { wsOverStream } from './wsOverStream.js';
@@ -24,7 +24,7 @@ interface Pooled extends DaemonLink {
   channels: number;
   idleTimer?: LongTimer;
   /** The daemon token read over this connection, per token file. */
-  readonly tokens: Map<string, string>;
+  readonly tokens: Map<string, { readonly token: string; readonly file: string }>;
 }
 
 /**
@@ -128,11 +128,13 @@ export class SshTransport implements Transport {
   async #openDaemonChannel(pooled: Pooled, config: SshMachineConfig, name: string, signal?: AbortSignal): Promise<{ channel: Channel; stream: Duplex }> {
     const { ssh } = pooled;
     const port = config.daemon_port;
-    const tokenFile = config.token_file ?? DEFAULT_TOKEN_FILE;
+    // Tokens read from the machine, by where they were looked for (a token_file, or the daemon on the port).
+    const tokenKey = config.token_file ?? `port:${port}`;
     for (let attempt = 0; ; attempt++) {
-      const cached = config.token === undefined && pooled.tokens.has(tokenFile);
-      const token = config.token ?? pooled.tokens.get(tokenFile) ?? (await readRemoteToken(ssh, tokenFile, name));
-      if (config.token === undefined) pooled.tokens.set(tokenFile, token);
+      const cached = config.token === undefined && pooled.tokens.has(tokenKey);
+      const read = config.token !== undefined ? undefined : (pooled.tokens.get(tokenKey) ?? (await readRemoteToken(ssh, config, name)));
+      const token = config.token ?? read!.token;
+      if (read) pooled.tokens.set(tokenKey, read);
       const { stream, display, failure, probe } = await openDaemonStream(ssh, pooled, config, name);
       try {
         const channel = await wsOverStream(stream, {
@@ -149,9 +151,10 @@ export class SshTransport implements Transport {
       } catch (error) {
         // The daemon may have been re-initialised with a new token since we read it: read it again, once.
         if (isTetherError(error, 'UNAUTHORIZED') && cached && attempt === 0) {
-          pooled.tokens.delete(tokenFile);
+          pooled.tokens.delete(tokenKey);
           continue;
         }
+        if (read && isTetherError(error, 'UNAUTHORIZED')) throw refusedToken(error, read.file, ssh, name);
         throw (await failure?.(error)) ?? error;
       }
     }

@@ -102,6 +102,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (isTetherError(error, 'STORE_LOCKED')) {
         throw new TetherError('STORE_LOCKED', `another daemon is already running with the data dir ${dataDir}`, { dataDir }, { cause: error });
       }
+      // An optional peer: clients of this package never need LevelDB, a daemon does.
+      if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('@tether/store-level')) {
+        throw new TetherError('BACKEND_UNAVAILABLE', 'a daemon needs @tether/store-level (LevelDB), an optional peer dependency of @tether/transport-ws: install it beside it', {}, { cause: error });
+      }
       throw error;
     }
     cleanups.push(() => store.close());

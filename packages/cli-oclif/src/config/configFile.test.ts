@@ -68,6 +68,24 @@ describe('the config file', () => {
     expect(failure('machines:\n  - { name: a }\n').message).toMatch(/machines\[0\]: machine "a" has no transport/);
   });
 
+  it('refuses an unknown top-level field, suggesting the one meant', () => {
+    expect(failure('machine:\n  - { name: a, ssh: a }\n')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: '/cfg.yaml: machine: unknown field (did you mean machines?)',
+      hint: expect.stringContaining('machines and plugins'),
+    });
+    expect(failure('colour: blue\n').message).toBe('/cfg.yaml: colour: unknown field');
+  });
+
+  it('a YAML alias bomb is a config error, not a crash', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const bomb = `plugins:\n${levels.map((l) => `  ${l}`).join('\n')}\n`;
+    expect(failure(bomb)).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^\/cfg\.yaml: invalid YAML: .*alias/i), hint: expect.stringContaining('aliases') });
+    // A few aliases are fine.
+    expect(parse('machines:\n  - &m { name: a, ssh: a }\nplugins:\n  p: { copy: *m }\n').machines).toHaveLength(1);
+  });
+
   it('reports YAML syntax errors with their line', () => {
     expect(failure('machines:\n  - name: a\n    ssh: [x\n')).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^\/cfg\.yaml: invalid YAML at line \d+, column \d+: /) });
   });

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { MachineConfig } from '@tether/core';
 import { CliError } from '../cliError.js';
 import { formatIssues, type Issue } from './formatIssues.js';
+import { suggestion } from './unknownFields.js';
 
 /** A configured machine, with where it was written (for messages): `machines[2]`, `machines.gpu1`. */
 export interface ConfiguredMachine {
@@ -29,7 +30,8 @@ export interface TetherConfig {
 /**
  * The fields every machine may have: tether's `name` and `transport`, and the fields existing
  * `codex-remote` configs carry. A transport plugin validates its own fields on top (see
- * `machineSchemas` in the plugin guide); unknown fields are kept for it.
+ * `machineSchemas` in the plugin guide); other fields are kept for it, and a field neither
+ * knows is an error once the machine's transport is loaded (`checkMachineFields`).
  */
 export const MachineFields = z.looseObject({
   name: z
@@ -52,6 +54,16 @@ export const MachineFields = z.looseObject({
   projects: z.lazy(() => Projects).optional(),
 });
 
+/** The names of the fields every machine may have, whatever its transport. */
+export const COMMON_MACHINE_FIELDS: readonly string[] = Object.keys(MachineFields.shape);
+
+/**
+ * Aliases the YAML parser expands before it refuses the document (the library's default, made
+ * explicit): a few anchors are normal (shared machine settings), an exponential "billion laughs"
+ * expansion is not.
+ */
+const MAX_ALIASES = 100;
+
 /** Projects: `name: /path/to/mirror.git` or `name: { mirror: /path/to/mirror.git }` (a bare clone, e.g. git clone --mirror). */
 export const Projects = z.record(
   z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a project name is letters, digits, . _ - and starts with a letter or digit'),
@@ -64,6 +76,9 @@ const ConfigShape = z.looseObject({
   /** The projects of `local`. */
   projects: z.union([Projects, z.null()]).optional(),
 });
+
+/** The top-level sections of the config file; any other key is an error (a typo, most likely). */
+export const TOP_LEVEL_FIELDS: readonly string[] = Object.keys(ConfigShape.shape);
 
 /**
  * Reads and validates the config file. `explicit`: the path was given with `--config`, so a
@@ -113,9 +128,24 @@ export function parseConfig(text: string, path: string): TetherConfig {
       hint: `fix the YAML syntax of ${path} (or pass another file with --config)`,
     });
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIASES }) ?? {};
+  } catch (error) {
+    // The yaml library throws a ReferenceError for alias expansion past maxAliasCount.
+    throw new CliError('CONFIG_INVALID', `${path}: invalid YAML: ${(error as Error).message}`, {
+      hint: `${path} expands YAML aliases (*name) more than ${MAX_ALIASES} times: write the values out instead of nesting aliases`,
+      cause: error,
+    });
+  }
   const shape = ConfigShape.safeParse(raw);
   if (!shape.success) throw invalid(path, shape.error.issues, []);
+  const unknownTop = Object.keys(shape.data).find((key) => !TOP_LEVEL_FIELDS.includes(key));
+  if (unknownTop !== undefined) {
+    throw new CliError('CONFIG_INVALID', `${path}: ${unknownTop}: unknown field${suggestion(unknownTop, TOP_LEVEL_FIELDS)}`, {
+      hint: `the top level of ${path} has ${TOP_LEVEL_FIELDS.join(', ')} only: rename or remove ${unknownTop}`,
+    });
+  }
 
   const machines: ConfiguredMachine[] = [];
   const entries: Array<{ where: string; path: Array<string | number>; value: unknown }> = [];

@@ -281,6 +281,9 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         expect(await failure(machine.fs.remove(join(dir, 'x')))).toBe('DIRECTORY_NOT_EMPTY');
         await machine.fs.remove(join(dir, 'x'), { recursive: true });
         expect((await machine.fs.list(dir)).map((e) => e.name).sort()).toEqual(['b.bin', 'sub']);
+        // A string is written as UTF-8, as exec.write takes one.
+        expect(await machine.fs.write(join(dir, 'note.txt'), 'héllo\n')).toEqual({ bytesWritten: 7 });
+        expect(new TextDecoder().decode((await machine.fs.read(join(dir, 'note.txt'))).data)).toBe('héllo\n');
       });
 
       it('uploads in chunks, atomically, and accepts a repeated chunk once', async () => {

@@ -1,9 +1,10 @@
 import { Flags } from '@oclif/core';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TetherCommand } from '../../baseCommand.js';
-import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginEntries } from '../../kernelPlugins.js';
-import { daemonFiles, tetherPaths, type DaemonFiles } from '../../paths.js';
+import { CliError } from '../../cliError.js';
+import { declaredKernelPlugins, importKernelPlugins, isDaemonPlugin, pluginConfigFault, pluginEntries } from '../../kernelPlugins.js';
+import { daemonFiles, listenPort, portRecord, tetherPaths, type DaemonFiles } from '../../paths.js';
 
 export default class DaemonServe extends TetherCommand {
   static override summary = 'Run the tether daemon in the foreground.';
@@ -37,6 +38,13 @@ The CLI starts this in the background by itself for the machine "local" (Unix so
     const { loaded, failed } = await importKernelPlugins(declared);
     for (const failure of failed) log({ level: 'warn', msg: 'plugin could not be imported', plugin: failure.declared.module, error: failure.reason });
     const configs = { '@tether/plugin-filesystem': { dataDir: files.dataDir }, ...config.plugins };
+    // A plugin config its schema refuses stops the daemon here, rather than a daemon without that backend.
+    const fault = await pluginConfigFault(loaded, configs);
+    if (fault) {
+      throw new CliError('CONFIG_INVALID', `${config.path}: ${fault.message}`, {
+        hint: `fix the config of ${fault.plugin} under plugins: in ${config.path} (see that plugin's README for its fields)`,
+      });
+    }
 
     const { startDaemon } = await import('@tether/transport-ws');
     const extra = flags.listen === 'none' || resolve(flags.listen) === files.socket || flags.listen === `unix:${files.socket}` ? [] : [flags.listen];
@@ -57,9 +65,11 @@ The CLI starts this in the background by itself for the machine "local" (Unix so
       return this.#serveForRunningDaemon(files, extra, flags['token-file'], log, error);
     }
     await writeFile(files.pid, `${process.pid}\n`, { mode: 0o600 });
-    log({ level: 'info', msg: 'serving', pid: process.pid, urls: daemon.urls, plugins: daemon.kernel.plugins.loaded });
+    const records = await recordPorts(extra, daemon.tokenFile, log);
+    log({ level: 'info', msg: 'serving', pid: process.pid, urls: daemon.urls, plugins: daemon.kernel.plugins.loaded, token_file: daemon.tokenFile ?? null, port_records: records });
     this.emit({ ok: true, pid: process.pid, data_dir: files.dataDir, socket: files.socket, urls: daemon.urls, token_file: daemon.tokenFile ?? null });
     await daemon.closed;
+    await removeRecords(records);
     // Leave a pid file that a newer daemon has written since.
     if ((await readFile(files.pid, 'utf8').catch(() => '')).trim() === String(process.pid)) await rm(files.pid, { force: true });
   }
@@ -82,8 +92,44 @@ The CLI starts this in the background by itself for the machine "local" (Unix so
     process.once('SIGINT', stop);
     const pid = (await readFile(files.pid, 'utf8').catch(() => '')).trim();
     const attachedTo = /^\d+$/.test(pid) ? Number(pid) : null;
-    log({ level: 'info', msg: 'another daemon serves this data dir: serving it on the listen address', pid: process.pid, daemon_pid: attachedTo, urls: attached.urls });
+    const records = await recordPorts(listen, tokenFile ?? files.token, log);
+    log({ level: 'info', msg: 'another daemon serves this data dir: serving it on the listen address', pid: process.pid, daemon_pid: attachedTo, urls: attached.urls, port_records: records });
     this.emit({ ok: true, pid: process.pid, data_dir: files.dataDir, socket: files.socket, urls: attached.urls, token_file: tokenFile ?? files.token, attached_to: attachedTo });
     await attached.closed;
+    await removeRecords(records);
+  }
+}
+
+/**
+ * Records, for each TCP port served, this process's pid and the token file (`portRecord`), so a
+ * client reaching the port over SSH reads the right token whatever this daemon's environment:
+ * in `$TETHER_PORT_RECORD_DIR` (set by `machine up` to the SSH login's state directory), else in
+ * this daemon's state directory. Best effort: a record that cannot be written is logged.
+ */
+async function recordPorts(listen: readonly string[], tokenFile: string | undefined, log: (entry: Record<string, unknown>) => void): Promise<string[]> {
+  if (tokenFile === undefined || /[\n\r]/.test(tokenFile)) return [];
+  const dir = resolve(process.env['TETHER_PORT_RECORD_DIR'] || tetherPaths().stateDir);
+  const records: string[] = [];
+  for (const address of listen) {
+    const port = listenPort(address);
+    if (port === undefined) continue;
+    const file = portRecord(dir, port);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeFile(`${file}.tmp`, `${process.pid}\n${resolve(tokenFile)}\n`, { mode: 0o600 });
+      await rename(`${file}.tmp`, file);
+      records.push(file);
+    } catch (error) {
+      log({ level: 'warn', msg: 'could not record the token file for the port', file, error: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return records;
+}
+
+/** Removes the records that still name this process (a newer daemon on the port may have replaced one). */
+async function removeRecords(records: readonly string[]): Promise<void> {
+  for (const file of records) {
+    const pid = (await readFile(file, 'utf8').catch(() => '')).split('\n')[0];
+    if (pid === String(process.pid)) await rm(file, { force: true });
   }
 }

@@ -23,19 +23,23 @@ export default class ExecLogs extends TetherCommand {
     until: Flags.string({ description: 'only output before this time: RFC 3339, or a duration ago' }),
     'after-seq': Flags.integer({ description: 'only output after this seq', min: 0 }),
     full: Flags.boolean({ description: 'all of the output from the start (or --after-seq), not a tail', exclusive: ['tail', 'tail-lines'] }),
-    format: Flags.string({ description: 'jsonl: one {"type":"log",…} a line; text: the lines themselves', options: ['jsonl', 'text'], default: 'jsonl' }),
+    format: Flags.string({
+      description: 'jsonl (or json): one {"type":"log",…} a line, the default when stdout is not a terminal; text: the lines themselves, colours kept, stderr lines on stderr, the default on a terminal',
+      options: ['jsonl', 'json', 'text'],
+    }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecLogs);
     this.useConfig(flags.config);
+    this.useFormat(flags.format);
     const since = flags.since === undefined ? undefined : parseTime(flags.since, 'since');
     const until = flags.until === undefined ? undefined : parseTime(flags.until, 'until');
     const { machine } = await this.openMachine(flags.machine);
     const streams: OutputStream[] = flags.stream === 'both' ? ['stdout', 'stderr', 'pty'] : flags.stream === 'stderr' ? ['stderr'] : ['stdout', 'pty'];
     // A line longer than the daemon's limit (64 KiB) comes back as its end, with "cut": true.
     const print = (stream: string, line: string, seq: number, cut?: boolean) =>
-      flags.format === 'text' ? process.stdout.write(`${line}\n`) : this.emit({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq, ...(cut ? { cut: true } : {}) });
+      this.emitLine({ type: 'log', stream: stream === 'stderr' ? 'stderr' : 'stdout', line, seq, ...(cut ? { cut: true } : {}) });
     if (flags.full) {
       const { fullLog } = await import('../../fullLog.js');
       return fullLog(machine, flags.id, { streams: new Set(streams), afterSeq: flags['after-seq'] ?? 0, since, until }, (r) => print(r.stream, r.line, r.seq));

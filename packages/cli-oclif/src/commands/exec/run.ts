@@ -1,7 +1,7 @@
 import type { ExecStartParams, MachineApi } from '@tether/core';
 import { loadRuntime } from '../../runtimeLoader.js';
 import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags, specTarget } from '../../execFlags.js';
+import { execSpecFlags, specFromFlags, specTarget, textFormatFlag } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
 import { CliError, describeError } from '../../cliError.js';
@@ -19,7 +19,7 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     { description: 'Run a local script file remotely with bash', command: '<%= config.bin %> exec run --machine gpu1 --shell bash --script ./setup.sh' },
     { description: 'On every machine labelled gpu', command: "<%= config.bin %> exec run --machine @gpu --cmd 'nvidia-smi -L'" },
   ];
-  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags };
+  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags, format: textFormatFlag };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
@@ -39,10 +39,24 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
       process.exitCode = code;
       return;
     }
+    // One machine: text on a terminal (or --format text), JSON lines in a pipe. (Fan-out: always JSON, each line naming its machine.)
+    this.useFormat(flags.format);
     const opened = await this.openMachine(flags.machine);
     const spec = await specFromFlags(flags, specTarget(opened));
-    const code = await this.#runOn(opened.machine, spec, (value) => this.emit(value), flags.machine, true);
+    const code = await this.#runOn(opened.machine, spec, (value) => this.#show(value), flags.machine, true);
     process.exitCode = code;
+  }
+
+  /** A record of one machine's run: a log line as emitLine shows it, started/finished as emitStatus does. */
+  #show(value: Record<string, unknown>): void {
+    if (value['type'] === 'log') return this.emitLine(value as never);
+    const id = String(value['exec_id']);
+    if (value['type'] === 'started') return this.emitStatus(value as { type: string }, () => `started ${id}`);
+    if (value['type'] === 'finished') {
+      const code = value['exit_code'] === null || value['exit_code'] === undefined ? '' : ` ${String(value['exit_code'])}`;
+      return this.emitStatus(value as { type: string }, () => `${id} ${String(value['end_reason'] ?? 'finished')}${code} after ${String(value['duration_ms'])} ms`);
+    }
+    this.emit(value);
   }
 
   /** Starts, streams and reports one execution; resolves with the exit code (throws for a failed start when `throwFailedStart`). */
@@ -50,6 +64,16 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     const { commandExitCode, durationMs, finishedError } = await loadRuntime();
     const initial = await machine.exec.start(spec);
     const id = initial.id;
+    // Could not start (a missing --cwd, no such shell): the error alone, nothing on stdout.
+    if (throwFailedStart && initial.endReason === 'failed_to_start') {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(initial);
+    }
+    // Could not start (a missing --cwd, no such shell): the error alone, nothing on stdout.
+    if (initial.endReason === 'failed_to_start') {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(initial);
+    }
     let startedShown = false;
     const showStarted = (startedAt: number | null) => {
       if (startedShown) return;
@@ -92,6 +116,10 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     }
     for (const record of lines.flush()) emit({ ...record });
     const state = await machine.exec.get(id);
+    if (throwFailedStart && state.endReason === 'failed_to_start' && !startedShown) {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(state);
+    }
     emit({
       type: 'finished',
       exec_id: id,

@@ -47,12 +47,13 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
       spec = await projectSpec(machine, spec, { project: flags.project, ref: flags.ref!, mirror, ...(flags.cwd !== undefined ? { subdir: flags.cwd } : {}) });
     }
     const state = await machine.exec.start({ ...spec, ...extra });
+    if (state.endReason === 'failed_to_start') {
+      // The error alone (its message names the exec_id), nothing on stdout.
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(state);
+    }
     if (state.status === 'finished') {
       this.emit({ exec_id: state.id, machine: name, status: state.status, end_reason: state.endReason, exit_code: state.exitCode, ...(state.error ? { error: state.error.message } : {}) });
-      if (state.endReason === 'failed_to_start') {
-        const { failedToStart } = await import('../../execFailure.js');
-        throw failedToStart(state);
-      }
       return;
     }
     this.emit({ exec_id: state.id, machine: name, status: state.status });

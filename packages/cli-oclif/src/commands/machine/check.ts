@@ -26,10 +26,9 @@ export default class MachineCheck extends TetherCommand {
     const { isFanOut } = await import('../../fanOut.js');
     if (isFanOut(flags.machine)) return this.#fanOut(flags.machine, timeoutMs);
     if (flags.machine !== 'local') {
-      // An unknown machine (or a broken config) is an error, not a status.
-      const names = await machines.names();
-      this.errorContext.knownMachines = names;
-      if (!names.includes(flags.machine)) await machines.open(flags.machine);
+      // An unknown machine, a broken config, an unknown transport or bad machine fields are errors, not a status.
+      this.errorContext.knownMachines = await machines.names();
+      await machines.validate(flags.machine);
     }
     const status = await checkMachine(machines, flags.machine, timeoutMs);
     this.stopProgress();
