@@ -19,6 +19,7 @@ export {
 } from './daemonIdentity.js';
 export { newCredential, credentialHash, checkName, NAME_PATTERN, type CredentialKind } from './credentials.js';
 export { CONTROL_CLOSE, relayBase, relayEndpoint } from './relayProtocol.js';
+export type { LogEntry } from '@tether/transport-ws';
 export { machineSchema, type CloudMachineConfig } from './machineSchema.js';
 
 /** The `cloud` transport's machine fields, for the CLI's config validation. */

@@ -231,6 +231,7 @@ export class RelayAgent {
     this.#attempt++;
     // "Equal jitter": half the delay fixed, half random, so daemons cut off together do not come back together.
     const wait = ceiling / 2 + Math.random() * (ceiling / 2);
+    this.#log({ level: 'info', msg: 'retrying', environment, delayMs: Math.round(wait), ceilingMs: ceiling });
     this.#setState('waiting');
     this.#timer = setTimeout(() => this.#connect(), wait);
     this.#timer.unref();
