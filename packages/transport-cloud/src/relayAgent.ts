@@ -274,16 +274,19 @@ export class RelayAgent {
         session.destroy();
       }, this.#options.handshakeTimeoutMs ?? 10_000);
       deadline.unref();
-      tls.on('error', (error: Error) => {
-        this.#log({ level: 'warn', msg: 'session through the relay failed', environment, error: (error as NodeJS.ErrnoException).code ?? error.message });
+      let reported = false;
+      const failed = (error: Error) => {
+        if (!reported) this.#log({ level: 'warn', msg: 'session through the relay failed', environment, error: (error as NodeJS.ErrnoException).code ?? error.message });
+        reported = true;
         session.destroy();
-      });
+      };
+      tls.on('error', failed);
       tls.once('secure', () => {
         clearTimeout(deadline);
         const address = parseListenAddress(this.#options.target);
         upstream = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
         upstream.setNoDelay?.(true);
-        pipeline(tls!, upstream, tls!, () => session.destroy());
+        pipeline(tls!, upstream, tls!, (error) => (error ? failed(error) : session.destroy()));
       });
     });
   }
