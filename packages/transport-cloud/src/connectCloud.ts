@@ -167,18 +167,20 @@ function fingerprintOf(tls: TLSSocket): string | undefined {
 }
 
 function pinFailure(machine: string, where: string, presented: string | undefined, pinned: string | undefined): TetherError {
-  const trust = `check it on the daemon's host (tether daemon fingerprint), then trust it: tether machine trust --machine ${machine} --fingerprint ${presented}`;
+  const command = `tether machine trust --machine ${machine} --fingerprint ${presented}`;
+  const trust = `check it on the daemon's host (tether daemon fingerprint), then trust it: ${command}`;
   if (pinned === undefined) {
     return new TetherError('UNAUTHORIZED', `unauthorized: the daemon of ${where} is not trusted yet: it presented ${presented}; ${trust}`, {
       relayOk: true,
       reason: 'fingerprint-unknown',
       fingerprint: presented,
+      command,
     });
   }
   return new TetherError(
     'UNAUTHORIZED',
     `unauthorized: the daemon of ${where} presented ${presented}, not the pinned ${pinned}: the relay may have paired you with another daemon, or the daemon's identity changed. If you know it changed, ${trust}`,
-    { relayOk: true, reason: 'fingerprint-changed', fingerprint: presented, pinned },
+    { relayOk: true, reason: 'fingerprint-changed', fingerprint: presented, pinned, command },
   );
 }
 

@@ -20,7 +20,20 @@ export interface TetherConfig {
   readonly machines: readonly ConfiguredMachine[];
   /** Config of the local daemon's kernel plugins, by plugin name (`@tether/plugin-filesystem: { roots: [...] }`). */
   readonly plugins: Readonly<Record<string, unknown>>;
+  /** Settings of `daemon serve` on this machine (`daemon:` section): registering with a relay. */
+  readonly daemon: DaemonSettings;
 }
+
+/** The `daemon:` section: `relay` and `environment` together, to serve through a relay. */
+export const DaemonSection = z
+  .strictObject({
+    relay: z.string().regex(/^wss?:\/\/\S+$/, 'the relay URL: wss://host:port').optional(),
+    environment: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'an environment is 1-64 letters, digits, _ or -').optional(),
+    relay_credential_file: z.string().min(1).optional(),
+    relay_ca_file: z.string().min(1).optional(),
+  })
+  .refine((d) => (d.relay === undefined) === (d.environment === undefined), { message: 'set relay and environment together', path: ['environment'] });
+export type DaemonSettings = z.infer<typeof DaemonSection>;
 
 /**
  * The fields every machine may have: tether's `name` and `transport`, and the fields existing
@@ -45,6 +58,7 @@ export const MachineFields = z.looseObject({
 const ConfigShape = z.looseObject({
   machines: z.union([z.array(z.unknown()), z.record(z.string(), z.unknown()), z.null()]).optional(),
   plugins: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
+  daemon: z.union([DaemonSection, z.null()]).optional(),
 });
 
 /**
@@ -58,7 +72,7 @@ export async function loadConfig(path: string, explicit: boolean): Promise<Tethe
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' && !explicit) return { path, exists: false, machines: [], plugins: {} };
+    if (code === 'ENOENT' && !explicit) return { path, exists: false, machines: [], plugins: {}, daemon: {} };
     throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
       hint: explicit ? 'check the path given with --config' : `check the permissions of ${path}`,
       cause: error,
@@ -115,7 +129,7 @@ export function parseConfig(text: string, path: string): TetherConfig {
     }
     machines.push({ config: { ...machine, transport } as MachineConfig, where: entry.where });
   }
-  return { path, exists: true, machines, plugins: shape.data.plugins ?? {} };
+  return { path, exists: true, machines, plugins: shape.data.plugins ?? {}, daemon: shape.data.daemon ?? {} };
 }
 
 function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
