@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import WebSocket, { createWebSocketStream } from 'ws';
 import { TetherError, type Channel } from '@tether/core';
 import { connectWs, type KeepaliveOptions } from '@tether/transport-ws';
 import { checkCredential, checkName } from './credentials.js';
 import { normalizeFingerprint } from './daemonIdentity.js';
-import { relayBase, relayEndpoint } from './relayProtocol.js';
+import { relayBase } from './relayProtocol.js';
+import { dialSession } from './relayDial.js';
 
 export interface ConnectCloudOptions {
   /** The relay: `wss://host:port` (`ws://` on loopback). */
@@ -34,13 +34,13 @@ export interface ConnectCloudOptions {
   readonly machine?: string;
 }
 
-const MiB = 1024 * 1024;
 
 /**
  * Connects to a daemon through a relay and returns the session as a `Channel`:
  *
- * 1. a WebSocket to the relay's `…/environments/<env>/connect`, authenticated with the client's
- *    relay credential; the relay pairs it with a fresh connection from the environment's daemon;
+ * 1. an HTTP(S) upgrade to the relay's `…/environments/<env>/connect` (`Upgrade: tether-relay/1`),
+ *    authenticated with the client's relay credential; the relay pairs it with a fresh
+ *    connection from the environment's daemon and splices the two;
  * 2. TLS 1.3 through that relayed stream, the daemon's certificate checked against `fingerprint`
  *    (unknown or different → `UNAUTHORIZED` with the fingerprint presented and how to trust it);
  * 3. the daemon's WebSocket protocol inside the TLS session (`connectWs({ stream })`), with the
@@ -58,7 +58,7 @@ export async function connectCloud(options: ConnectCloudOptions): Promise<Channe
   const timeoutMs = options.handshakeTimeoutMs ?? 10_000;
   if (options.fingerprint !== undefined) normalizeFingerprint(options.fingerprint);
 
-  const relayed = await dialRelay(relayEndpoint(options.relay, options.environment, 'connect'), options, where, timeoutMs);
+  const relayed = await dialRelay(options, where, timeoutMs);
   const tls = await startTls(relayed, options, where, name, timeoutMs);
   try {
     return await connectWs('ws://localhost/', {
@@ -76,50 +76,20 @@ export async function connectCloud(options: ConnectCloudOptions): Promise<Channe
   }
 }
 
-/** Opens the client's WebSocket to the relay and resolves once paired, as a byte stream. */
-function dialRelay(url: string, options: ConnectCloudOptions, where: string, timeoutMs: number): Promise<Duplex> {
-  const { signal } = options;
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new TetherError('ABORTED', 'connecting was aborted'));
-    const ws = new WebSocket(url, {
-      headers: { Authorization: `Bearer ${options.relayToken}` },
-      ca: options.relayCa as string | Buffer | Array<string | Buffer> | undefined,
-      // The relay answers the upgrade once the daemon has joined: the pairing is part of the handshake.
-      handshakeTimeout: timeoutMs * 2,
-      maxPayload: 4 * MiB,
-      perMessageDeflate: false,
-      followRedirects: false,
-    });
-    let settled = false;
-    const fail = (error: TetherError) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      ws.removeAllListeners('open');
-      ws.on('error', () => undefined);
-      ws.terminate();
-      reject(error);
-    };
-    const onAbort = () => fail(new TetherError('ABORTED', 'connecting was aborted'));
-    signal?.addEventListener('abort', onAbort, { once: true });
-    ws.once('unexpected-response', (_req, res) => {
-      const status = res.statusCode ?? 0;
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body = (body + chunk).slice(0, 500)));
-      res.on('error', () => undefined);
-      res.on('end', () => fail(relayRefusal(status, body.trim(), where)));
-    });
-    ws.once('error', (error: NodeJS.ErrnoException) => fail(dialError(error, where)));
-    ws.once('open', () => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      const stream = createWebSocketStream(ws, { highWaterMark: 1 * MiB });
-      stream.on('error', () => undefined);
-      resolve(stream);
-    });
+/** Opens the client's leg to the relay and resolves once paired, as a byte stream. */
+async function dialRelay(options: ConnectCloudOptions, where: string, timeoutMs: number): Promise<Duplex> {
+  if (options.signal?.aborted) throw new TetherError('ABORTED', 'connecting was aborted');
+  // The relay answers once the daemon has joined: the pairing is part of the handshake.
+  const result = await dialSession(options.relay, `/v1/environments/${encodeURIComponent(options.environment)}/connect`, {
+    credential: options.relayToken,
+    ca: options.relayCa,
+    timeoutMs: timeoutMs * 2,
+    signal: options.signal,
   });
+  if ('socket' in result) return result.socket;
+  if ('status' in result) throw relayRefusal(result.status, result.body, where);
+  if (result.error.code === 'ABORT_ERR') throw new TetherError('ABORTED', 'connecting was aborted');
+  throw dialError(result.error, where);
 }
 
 /** TLS 1.3 as the client through the relayed stream; resolves only once the daemon's certificate matched the pin. */

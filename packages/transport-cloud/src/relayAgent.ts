@@ -1,11 +1,12 @@
 import { connect as netConnect, type Socket } from 'node:net';
-import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { pipeline } from 'node:stream';
-import WebSocket, { createWebSocketStream } from 'ws';
+import WebSocket from 'ws';
 import { TetherError } from '@tether/core';
 import { parseListenAddress, type LogEntry } from '@tether/transport-ws';
 import { checkCredential, checkName } from './credentials.js';
 import { CONTROL_CLOSE, ControlMessage, relayBase, relayEndpoint } from './relayProtocol.js';
+import { dialSession } from './relayDial.js';
 
 export interface RelayAgentOptions {
   /** The relay: `wss://host:port` (`ws://` on loopback). */
@@ -40,7 +41,6 @@ export interface RelayAgentOptions {
 /** Where the agent is: dialling, holding a registration, waiting to retry, or stopped for good. */
 export type RelayAgentState = 'connecting' | 'registered' | 'waiting' | 'stopped';
 
-const MiB = 1024 * 1024;
 
 /**
  * The daemon's side of the cloud transport: keeps a registration of the environment with the
@@ -61,7 +61,7 @@ export class RelayAgent {
 
   readonly #options: RelayAgentOptions;
   readonly #log: (entry: LogEntry) => void;
-  readonly #context: SecureContext;
+  readonly #tls: TlsServer;
   readonly #sessions = new Set<{ destroy(): void }>();
   #state: RelayAgentState = 'connecting';
   #control: WebSocket | undefined;
@@ -74,7 +74,12 @@ export class RelayAgent {
   private constructor(options: RelayAgentOptions) {
     this.#options = options;
     this.#log = options.log ?? (() => undefined);
-    this.#context = createSecureContext({ cert: options.identity.cert, key: options.identity.key, minVersion: 'TLSv1.3' });
+    const handshakeTimeout = options.handshakeTimeoutMs ?? 10_000;
+    this.#tls = createTlsServer({ cert: options.identity.cert, key: options.identity.key, minVersion: 'TLSv1.3', handshakeTimeout }, (tls) => this.#serve(tls));
+    this.#tls.on('tlsClientError', (error: NodeJS.ErrnoException, tls: TLSSocket) => {
+      this.#log({ level: 'warn', msg: 'session through the relay failed', environment: options.environment, error: error.code ?? error.message });
+      tls.destroy();
+    });
     this.stopped = new Promise((resolve) => (this.#stop = resolve));
   }
 
@@ -243,51 +248,46 @@ export class RelayAgent {
     if (this.#sessions.size >= (this.#options.maxSessions ?? 256)) {
       return this.#log({ level: 'warn', msg: 'pairing not answered: too many sessions', limit: this.#options.maxSessions ?? 256 });
     }
-    const ws = new WebSocket(relayEndpoint(relay, environment, `accept/${id}`), {
-      headers: { Authorization: `Bearer ${this.#options.credential}` },
-      ca: this.#options.relayCa as string | Buffer | Array<string | Buffer> | undefined,
-      handshakeTimeout: this.#options.handshakeTimeoutMs ?? 10_000,
-      maxPayload: 4 * MiB,
-      perMessageDeflate: false,
-      followRedirects: false,
-    });
-    let tls: TLSSocket | undefined;
-    let upstream: Socket | undefined;
+    let relayed: Socket | undefined;
+    let closed = false;
     const session = {
       destroy: () => {
+        closed = true;
         this.#sessions.delete(session);
-        tls?.destroy();
-        upstream?.destroy();
-        ws.terminate();
+        relayed?.destroy();
       },
     };
     this.#sessions.add(session);
-    ws.on('error', () => session.destroy());
-    ws.once('unexpected-response', () => session.destroy());
-    ws.once('close', () => session.destroy());
-    ws.once('open', () => {
-      const relayed = createWebSocketStream(ws, { highWaterMark: 1 * MiB });
+    const timeoutMs = this.#options.handshakeTimeoutMs ?? 10_000;
+    void dialSession(relay, `/v1/environments/${encodeURIComponent(environment)}/accept/${id}`, {
+      credential: this.#options.credential,
+      ca: this.#options.relayCa,
+      timeoutMs,
+    }).then((result) => {
+      if (!('socket' in result)) {
+        this.#log({ level: 'warn', msg: 'could not answer a pairing', environment, ...('status' in result ? { status: result.status, reason: result.body } : { error: result.error.code ?? result.error.message }) });
+        return session.destroy();
+      }
+      relayed = result.socket;
+      if (closed) return session.destroy();
       relayed.on('error', () => session.destroy());
-      tls = new TLSSocket(relayed, { isServer: true, secureContext: this.#context, requestCert: false });
-      const deadline = setTimeout(() => {
-        this.#log({ level: 'warn', msg: 'a pairing did not complete its TLS handshake in time', environment });
-        session.destroy();
-      }, this.#options.handshakeTimeoutMs ?? 10_000);
-      deadline.unref();
-      let reported = false;
-      const failed = (error: Error) => {
-        if (!reported) this.#log({ level: 'warn', msg: 'session through the relay failed', environment, error: (error as NodeJS.ErrnoException).code ?? error.message });
-        reported = true;
-        session.destroy();
-      };
-      tls.on('error', failed);
-      tls.once('secure', () => {
-        clearTimeout(deadline);
-        const address = parseListenAddress(this.#options.target);
-        upstream = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
-        upstream.setNoDelay?.(true);
-        pipeline(tls!, upstream, tls!, (error) => (error ? failed(error) : session.destroy()));
-      });
+      relayed.once('close', () => session.destroy());
+      // The TLS server takes it from here (and its errors go to tlsClientError until the handshake is done).
+      this.#tls.emit('connection', relayed);
+    });
+  }
+
+  /** A session whose TLS handshake completed: its plaintext goes to the daemon's listener. */
+  #serve(tls: TLSSocket): void {
+    const address = parseListenAddress(this.#options.target);
+    const upstream = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
+    upstream.setNoDelay?.(true);
+    pipeline(tls, upstream, tls, (error) => {
+      if (error && this.#state !== 'stopped') {
+        this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error: (error as NodeJS.ErrnoException).code ?? error.message });
+      }
+      tls.destroy();
+      upstream.destroy();
     });
   }
 }

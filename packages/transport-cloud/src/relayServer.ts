@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -11,6 +11,7 @@ import { loadOrCreateToken, parseListenAddress, TokenVerifier, type ListenAddres
 import { bearer, NAME_PATTERN, type CredentialKind } from './credentials.js';
 import { RelayRegistry } from './relayRegistry.js';
 import { CONTROL_CLOSE, type ControlMessage } from './relayProtocol.js';
+import { SESSION_PROTOCOL } from './relayDial.js';
 
 /** One environment as `relay status` lists it. */
 export interface EnvironmentStatus {
@@ -23,13 +24,13 @@ export interface EnvironmentStatus {
   readonly sessions: number;
 }
 
-/** A message forwarded between a paired client and daemon, as a tap sees it. */
+/** Bytes forwarded between a paired client and daemon, as a tap sees them. */
 export interface TappedMessage {
   readonly environment: string;
   /** Numbers the relay's paired sessions, from 1. */
   readonly session: number;
   readonly direction: 'to-daemon' | 'to-client';
-  /** The bytes as they arrived (the end-to-end encrypted TLS stream). */
+  /** A chunk of bytes as it arrived (of the end-to-end encrypted TLS stream; chunks need not align with TLS records). */
   readonly data: Buffer;
 }
 
@@ -55,8 +56,6 @@ export interface RelayServerOptions {
   readonly maxPendingPairs?: number;
   /** Most open WebSocket connections (registrations and both ends of sessions). Default 10 000. */
   readonly maxConnections?: number;
-  /** Largest WebSocket message forwarded; larger ones close the connection (1009). Default 4 MiB. */
-  readonly maxPayloadBytes?: number;
   /** Each connection is pinged this often and dropped when a ping has no answer by the next one. Default 15 000 ms. */
   readonly pingIntervalMs?: number;
   /** Sees (and may alter) forwarded messages. Default none. */
@@ -86,14 +85,10 @@ interface Session {
   readonly id: number;
   readonly environment: string;
   readonly client: string;
-  readonly clientWs: WebSocket;
-  readonly daemonWs: WebSocket;
+  readonly clientSocket: Duplex;
+  readonly daemonSocket: Duplex;
 }
 
-const MiB = 1024 * 1024;
-/** Forwarding pauses the sending side while this much is queued towards the other. */
-const HIGH_WATER = 4 * MiB;
-const LOW_WATER = 1 * MiB;
 const ROUTE = /^\/v1\/(environments|clients)(?:\/([^/]+)(?:\/(register|connect|enroll|revoke|accept)(?:\/([A-Za-z0-9_-]{16,64}))?)?)?\/?$/;
 
 /**
@@ -178,7 +173,7 @@ export class RelayServer {
     const server = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }) : createHttpServer();
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
-    const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 4 * MiB, perMessageDeflate: false, clientTracking: false });
+    const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024, perMessageDeflate: false, clientTracking: false });
     const port = await new Promise<number>((done, fail) => {
       server.once('error', (error: NodeJS.ErrnoException) =>
         fail(new TetherError('INVALID_ARGUMENT', error.code === 'EADDRINUSE' ? `address already in use: ${options.listen}` : `cannot listen on ${options.listen}: ${error.code ?? error.message}`, {}, { cause: error })),
@@ -252,6 +247,10 @@ export class RelayServer {
         registration.ws.close(1001, 'the relay is shutting down');
       }
       for (const ws of this.#sockets) ws.terminate();
+      for (const session of this.#sessions) {
+        session.clientSocket.destroy();
+        session.daemonSocket.destroy();
+      }
       this.#server.closeAllConnections();
       await closed;
       this.#wss.close();
@@ -307,7 +306,7 @@ export class RelayServer {
     const remote = `${req.socket.remoteAddress}:${req.socket.remotePort}`;
     const refuse = (status: number, reason: string) => refuseUpgrade(socket, status, reason, (entry) => this.#log({ ...entry, remote }));
     if (this.#closing) return refuse(503, 'the relay is shutting down');
-    if (this.#sockets.size + this.#pending.size >= (this.#options.maxConnections ?? 10_000)) return refuse(503, 'the relay has too many connections');
+    if (this.#sockets.size + this.#pending.size + 2 * this.#sessions.size >= (this.#options.maxConnections ?? 10_000)) return refuse(503, 'the relay has too many connections');
     if (url.searchParams.has('token') || url.searchParams.has('access_token')) return refuse(400, 'credentials are not accepted in the URL; send Authorization: Bearer <credential>');
     if (!route || route[1] !== 'environments' || route[2] === undefined || !['register', 'accept', 'connect'].includes(route[3] ?? '')) {
       return refuse(404, 'no such relay endpoint');
@@ -317,25 +316,26 @@ export class RelayServer {
     if (!NAME_PATTERN.test(environment)) return refuse(400, 'malformed environment name');
     const credential = bearer(req.headers.authorization);
 
+    const session = () => (req.headers.upgrade ?? '').toLowerCase() === SESSION_PROTOCOL;
     if (verb === 'connect') {
       const { verdict, client } = this.registry.verifyClient(credential);
       if (verdict === 'wrong') return refuse(401, 'unauthorized: a valid client credential is required');
       if (verdict === 'revoked') return refuse(403, `unauthorized: the credential of client ${client} was revoked`);
+      if (!session()) return refuse(400, `a session is opened with Upgrade: ${SESSION_PROTOCOL}`);
       return this.#pair(environment, client!, req, socket, head, refuse);
     }
     const verdict = this.registry.verifyEnvironment(environment, credential);
     if (verdict === 'wrong') return refuse(401, `unauthorized: a valid enrolment credential for environment ${environment} is required`);
     if (verdict === 'revoked') return refuse(403, `unauthorized: the enrolment of environment ${environment} was revoked`);
     if (verb === 'register') return this.#register(environment, req, socket, head, remote);
+    if (!session()) return refuse(400, `a session is opened with Upgrade: ${SESSION_PROTOCOL}`);
 
     const pending = route[4] === undefined ? undefined : this.#pending.get(route[4]);
     if (!pending || pending.environment !== environment) return refuse(404, 'no such pairing (it expired or was never asked for)');
     this.#pending.delete(pending.id);
     clearTimeout(pending.timer);
     if (pending.socket.destroyed) return refuse(410, 'the client went away before the pairing completed');
-    this.#wss.handleUpgrade(req, socket, head, (daemonWs) => {
-      this.#wss.handleUpgrade(pending.req, pending.socket, pending.head, (clientWs) => this.#join(pending, clientWs, daemonWs));
-    });
+    this.#join(pending, socket, head);
   }
 
   #register(environment: string, req: IncomingMessage, socket: Duplex, head: Buffer, remote: string): void {
@@ -390,55 +390,49 @@ export class RelayServer {
     this.#send(registration.ws, { type: 'pair', id });
   }
 
-  #join(pending: PendingPair, clientWs: WebSocket, daemonWs: WebSocket): void {
-    const session: Session = { id: ++this.#sessionCount, environment: pending.environment, client: pending.client, clientWs, daemonWs };
+  /** Both legs answered `101`; from then on the relay splices their bytes together, as they are. */
+  #join(pending: PendingPair, daemonSocket: Duplex, daemonHead: Buffer): void {
+    const { socket: clientSocket, head: clientHead } = pending;
+    const session: Session = { id: ++this.#sessionCount, environment: pending.environment, client: pending.client, clientSocket, daemonSocket };
     this.#sessions.add(session);
-    this.#track(clientWs);
-    this.#track(daemonWs);
-    this.#forward(session, clientWs, daemonWs, 'to-daemon');
-    this.#forward(session, daemonWs, clientWs, 'to-client');
+    const switched = `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_PROTOCOL}\r\n\r\n`;
+    for (const socket of [clientSocket, daemonSocket]) {
+      (socket as Socket).setNoDelay?.(true);
+      (socket as Socket).setKeepAlive?.(true, 30_000);
+      socket.write(switched);
+    }
     let ended = false;
-    const end = (from: WebSocket, to: WebSocket) => (code: number) => {
+    const end = () => {
       if (ended) return;
       ended = true;
       this.#sessions.delete(session);
-      // A clean close is passed on as one; anything else (a reset, a timeout) as a reset, so
-      // the other end notices at once and reconnects.
-      if (code === 1000 || code === 1001) to.close(code);
-      else to.terminate();
-      void from;
+      clientSocket.destroy();
+      daemonSocket.destroy();
     };
-    clientWs.once('close', end(clientWs, daemonWs));
-    daemonWs.once('close', end(daemonWs, clientWs));
+    this.#forward(session, clientSocket, daemonSocket, 'to-daemon', end);
+    this.#forward(session, daemonSocket, clientSocket, 'to-client', end);
+    if (clientHead.length > 0) clientSocket.unshift(clientHead);
+    if (daemonHead.length > 0) daemonSocket.unshift(daemonHead);
     this.#log({ level: 'info', msg: 'paired', environment: pending.environment, client: pending.client, session: session.id });
   }
 
-  /** Forwards messages from `from` to `to` as they are, pausing `from` while `to` has too much queued. */
-  #forward(session: Session, from: WebSocket, to: WebSocket, direction: TappedMessage['direction']): void {
+  /** Forwards bytes from `from` to `to` as they are, pausing `from` while `to` cannot take more. */
+  #forward(session: Session, from: Duplex, to: Duplex, direction: TappedMessage['direction'], end: () => void): void {
     const tap = this.#options.tap;
-    let queued = 0;
-    let paused = false;
-    const sent = (length: number) => () => {
-      queued -= length;
-      if (paused && queued <= LOW_WATER) {
-        paused = false;
-        from.resume();
-      }
-    };
-    from.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) return from.terminate(); // sessions carry bytes only
+    from.on('data', (data: Buffer) => {
       const out = tap ? tap({ environment: session.environment, session: session.id, direction, data }) : undefined;
       const pieces = out === undefined ? [data] : Buffer.isBuffer(out) ? [out] : (out as readonly Buffer[]);
-      if (to.readyState !== WebSocket.OPEN) return;
-      for (const piece of pieces) {
-        queued += piece.length;
-        to.send(piece, { binary: true }, sent(piece.length));
-      }
-      if (!paused && queued > HIGH_WATER) {
-        paused = true;
+      let more = true;
+      for (const piece of pieces) more = to.write(piece) && more;
+      if (!more) {
         from.pause();
+        to.once('drain', () => from.resume());
       }
     });
+    // A clean end is passed on as one (the other side may still be sending); anything else ends both.
+    from.once('end', () => to.end());
+    from.once('error', end);
+    from.once('close', end);
   }
 
   /** Closes the registration and sessions of an environment, or a client's sessions. */
@@ -454,8 +448,8 @@ export class RelayServer {
     }
     for (const session of this.#sessions) {
       if ((kind === 'environment' ? session.environment : session.client) !== name) continue;
-      session.clientWs.terminate();
-      session.daemonWs.terminate();
+      session.clientSocket.destroy();
+      session.daemonSocket.destroy();
       closed++;
     }
     return closed;
