@@ -23,6 +23,7 @@ describe('help and the manifest', () => {
     expect(ids.sort()).toEqual(
       [
         'daemon:bridge',
+        'daemon:fingerprint',
         'daemon:serve',
         'daemon:status',
         'daemon:stop',
@@ -46,7 +47,12 @@ describe('help and the manifest', () => {
         'machine:check',
         'machine:list',
         'machine:ssh',
+        'machine:trust',
         'machine:up',
+        'relay:enroll',
+        'relay:revoke',
+        'relay:serve',
+        'relay:status',
         'sync:pull',
         'sync:push',
       ].sort(),
