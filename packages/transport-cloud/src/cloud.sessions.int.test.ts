@@ -52,3 +52,26 @@ it('a relay that stops answering is noticed by the keepalive, and the registrati
   expect(cloud.agent.registrations).toBe(before + 1);
   proxy.onData = () => undefined;
 });
+
+it('a session already paired lives on when the registration drops and is made again', async () => {
+  const machine = await clientOf(relay, 'shared', cloud, { client: 'steady' });
+  await machine.health();
+  const connections = machine.connections;
+  const before = cloud.agent.registrations;
+  // Cut the registration only: the connection on which the agent sends a WebSocket ping (0x89)
+  // in the clear; a session leg carries nothing but TLS records (0x16, 0x17).
+  let cut = false;
+  proxy.onData = (direction, chunk) => {
+    if (cut || direction !== 'up' || chunk[0] !== 0x89) return;
+    cut = true;
+    return 'cut';
+  };
+  await eventually(() => cloud.agent.registrations > before, 10_000, 'the registration to be made again');
+  proxy.onData = () => undefined;
+  const run = await machine.exec.start({ command: 'echo still here' });
+  await machine.exec.wait(run.id);
+  expect((await machine.exec.logs(run.id)).lines.map((l) => l.line)).toEqual(['still here']);
+  expect(machine.connections).toBe(connections);
+  await machine.close();
+});
+

@@ -125,7 +125,10 @@ function startTls(relayed: Duplex, options: ConnectCloudOptions, where: string, 
       settled = true;
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
+      // From here the WebSocket inside reports failures (as a closed connection); an error
+      // emitted before it listens must not go unhandled.
       tls.removeAllListeners('error');
+      tls.on('error', () => undefined);
       resolve(tls);
     });
   });
