@@ -32,11 +32,14 @@ export interface RelayTargetFlags {
 export async function relayAdminFor(flags: RelayTargetFlags): Promise<import('@tether/transport-cloud').RelayAdmin> {
   const files = relayFiles(flags['data-dir']);
   let url = flags.relay;
+  let servername: string | undefined;
   if (url === undefined) {
     const state = await readFile(files.state, 'utf8').then(
-      (text) => JSON.parse(text) as { url?: unknown },
+      (text) => JSON.parse(text) as { url?: unknown; tls_name?: unknown },
       () => undefined,
     );
+    // The local relay is reached on loopback; its certificate names the public host.
+    if (typeof state?.tls_name === 'string') servername = state.tls_name;
     if (typeof state?.url !== 'string') {
       throw new CliError('CONNECTION_LOST', `connection refused: no relay is serving ${files.dataDir} on this machine`, {
         hint: `start it with tether relay serve --data-dir ${files.dataDir}, or name a remote one with --relay wss://HOST:PORT --admin-token-file FILE`,
@@ -48,5 +51,5 @@ export async function relayAdminFor(flags: RelayTargetFlags): Promise<import('@t
   const { readToken } = await import('@tether/transport-ws');
   const adminToken = await readToken(flags['admin-token-file'] ?? files.adminToken);
   const ca = flags['relay-ca-file'] === undefined ? undefined : await readFile(flags['relay-ca-file']);
-  return new RelayAdmin({ relay: url, adminToken, ca });
+  return new RelayAdmin({ relay: url, adminToken, ca, servername });
 }

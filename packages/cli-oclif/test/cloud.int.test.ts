@@ -200,3 +200,24 @@ describe('a cloud machine', () => {
     expect(daemon.child.exitCode).toBeNull();
   });
 });
+
+describe('a relay with TLS', () => {
+  it('relay serve --tls-cert/--tls-key serves wss://, and the operator commands on its host check the certificate by its name', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const cert = join(cli.root, 'relay-tls.crt');
+    const key = join(cli.root, 'relay-tls.key');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=relay.test', '-addext', 'subjectAltName=DNS:relay.test', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    const dir = join(cli.root, 'relay-tls');
+    const tlsRelay = await serve(['relay', 'serve', '--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key, '--data-dir', dir]);
+    expect(tlsRelay.ready['url']).toMatch(/^wss:\/\/127\.0\.0\.1:\d+$/);
+    expect(JSON.parse(readFileSync(join(dir, 'relay.json'), 'utf8'))).toMatchObject({ url: tlsRelay.ready['url'], tls_name: 'relay.test' });
+    const enrolled = await cli.run(['relay', 'enroll', '--environment', 'secure', '--data-dir', dir, '--relay-ca-file', cert]);
+    expect(enrolled.code).toBe(0);
+    expect(enrolled.json()).toMatchObject({ kind: 'environment', name: 'secure', credential: expect.stringMatching(/^tre_/) });
+    // Without trusting its CA, the operator's client refuses the relay.
+    const refused = await cli.run(['relay', 'status', '--data-dir', dir]);
+    expect(refused.code).toBe(7);
+    expect(refused.error().message).toMatch(/not trusted/);
+    await stop(tlsRelay);
+  });
+});

@@ -12,6 +12,12 @@ export interface RelayAdminOptions {
   readonly adminToken: string;
   /** CA certificates to trust for a relay with a private certificate. */
   readonly ca?: string | Buffer;
+  /**
+   * The name the relay's certificate is checked against, when `relay` addresses it otherwise
+   * (the operator on the relay's own host reaching `wss://127.0.0.1:8443` whose certificate
+   * names `relay.example`). Default: the URL's host.
+   */
+  readonly servername?: string;
   /** Per request. Default 10 000 ms. */
   readonly timeoutMs?: number;
 }
@@ -48,7 +54,13 @@ export class RelayAdmin {
     return new Promise((resolve, reject) => {
       const req = request(
         url,
-        { method, headers: { Authorization: `Bearer ${this.#options.adminToken}` }, ca: this.#options.ca, timeout: this.#options.timeoutMs ?? 10_000 },
+        {
+          method,
+          headers: { Authorization: `Bearer ${this.#options.adminToken}` },
+          ca: this.#options.ca,
+          ...(this.#options.servername ? { servername: this.#options.servername } : {}),
+          timeout: this.#options.timeoutMs ?? 10_000,
+        },
         (res) => {
           let text = '';
           res.setEncoding('utf8');

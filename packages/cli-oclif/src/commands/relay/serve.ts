@@ -1,8 +1,20 @@
 import { Flags } from '@oclif/core';
+import { X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { TetherCommand } from '../../baseCommand.js';
 import { CliError } from '../../cliError.js';
 import { relayFiles } from '../../relayFiles.js';
+
+/** The first DNS name of a certificate (its subjectAltName, else its CN), for checking it when reached on loopback. */
+function certificateName(cert: Buffer): string | undefined {
+  try {
+    const x509 = new X509Certificate(cert);
+    const dns = /(?:^|, )DNS:([^,\s]+)/.exec(x509.subjectAltName ?? '')?.[1];
+    return dns ?? /(?:^|\n)CN=([^\n]+)/.exec(x509.subject)?.[1];
+  } catch {
+    return undefined;
+  }
+}
 
 export default class RelayServe extends TetherCommand {
   static override summary = 'Run a rendezvous relay for machines behind NAT.';
@@ -35,7 +47,8 @@ State lives in the data dir: registry.json (environments and clients, credential
     }
     const { RelayServer } = await import('@tether/transport-cloud');
     const relay = await RelayServer.start({ listen: flags.listen ?? (tls ? '0.0.0.0:8443' : '127.0.0.1:8443'), dataDir: files.dataDir, tls, log });
-    await writeFile(files.state, `${JSON.stringify({ url: relay.url, pid: process.pid })}\n`, { mode: 0o600 });
+    const tlsName = tls ? certificateName(tls.cert) : undefined;
+    await writeFile(files.state, `${JSON.stringify({ url: relay.url, ...(tlsName ? { tls_name: tlsName } : {}), pid: process.pid })}\n`, { mode: 0o600 });
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
         log({ level: 'info', msg: 'shutting down', signal });
