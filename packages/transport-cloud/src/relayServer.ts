@@ -409,6 +409,9 @@ export class RelayServer {
       clientSocket.destroy();
       daemonSocket.destroy();
     };
+    // Once both sides are closed, the session is over whichever way it ended.
+    let open = 2;
+    for (const socket of [clientSocket, daemonSocket]) socket.once('close', () => --open === 0 && end());
     this.#forward(session, clientSocket, daemonSocket, 'to-daemon', end);
     this.#forward(session, daemonSocket, clientSocket, 'to-client', end);
     if (clientHead.length > 0) clientSocket.unshift(clientHead);
@@ -429,10 +432,15 @@ export class RelayServer {
         to.once('drain', () => from.resume());
       }
     });
-    // A clean end is passed on as one (the other side may still be sending); anything else ends both.
+    // A clean end is passed on as one, after what is still queued for the other side (which may
+    // go on sending); a reset or an error ends both at once.
     from.once('end', () => to.end());
     from.once('error', end);
-    from.once('close', end);
+    from.once('close', () => {
+      if (!from.readableEnded) return end();
+      to.end();
+      setTimeout(end, 5_000).unref();
+    });
   }
 
   /** Closes the registration and sessions of an environment, or a client's sessions. */
