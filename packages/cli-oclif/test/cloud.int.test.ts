@@ -221,3 +221,34 @@ describe('a relay with TLS', () => {
     await stop(tlsRelay);
   });
 });
+
+describe('daemon serve --relay beside a daemon that already runs', () => {
+  it('attaches to it: sessions through the relay reach the running daemon', async () => {
+    const dir = join(cli.root, 'attached-daemon');
+    const first = await serve(['daemon', 'serve', '--data-dir', dir, '--listen', 'none']);
+    const { credential } = (await cli.run(['relay', 'enroll', '--environment', 'attached', '--data-dir', relayDir])).json();
+    const second = await serve(['daemon', 'serve', '--data-dir', dir, '--listen', 'none', '--relay', relay.ready['url'], '--environment', 'attached'], {
+      TETHER_RELAY_CREDENTIAL: credential,
+    });
+    expect(second.ready).toMatchObject({ attached_to: first.child.pid, relay: { environment: 'attached', fingerprint: expect.stringMatching(/^SHA256:/) } });
+    config(`  - name: attached
+    transport: cloud
+    relay: ${relay.ready['url']}
+    fingerprint: ${second.ready['relay'].fingerprint}
+    token_file: ${join(dir, 'token')}
+    relay_token_file: ${join(cli.root, 'client.token')}
+  - name: first
+    addr: ${join(dir, 'daemon.sock')}
+    token_file: ${join(dir, 'token')}
+`);
+    await eventually(async () => (await cli.run(['machine', 'check', '--machine', 'attached'])).code === 0, 10_000, 'attached reachable');
+    const run = await cli.run(['exec', 'run', '--machine', 'attached', '--cmd', 'echo attached']);
+    expect(run.code).toBe(0);
+    const id = run.lines()[0]!['exec_id'];
+    // The execution is the first daemon's: it finds it on its own socket.
+    expect((await cli.run(['exec', 'result', '--machine', 'first', '--id', id])).json()).toMatchObject({ exec_id: id, status: 'finished', exit_code: 0 });
+    await stop(second);
+    await stop(first);
+  });
+});
+
