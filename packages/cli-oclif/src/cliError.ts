@@ -179,6 +179,11 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
           ? `if ${String(details['fingerprint'] ?? 'the fingerprint in the message')} is the host's key, trust it with: ${details['command']}`
           : `if the host key was changed on purpose, remove the old one with: ${details['command']} (then trust the new one)`;
       }
+      // The cloud transport says how to pin a daemon's fingerprint; a refusal by the relay is about the client's relay credential.
+      if (typeof details['reason'] === 'string' && details['reason'].startsWith('fingerprint-') && typeof details['command'] === 'string') {
+        return `if ${String(details['fingerprint'])} is the daemon's (tether daemon fingerprint on its host), trust it with: ${details['command']}`;
+      }
+      if (details['relayOk'] === false) return `check relay_token or relay_token_file of machine ${machine} (a client credential from the relay's operator: tether relay enroll --client NAME)`;
       if (viaLocal) return 'the local daemon refused the token: restart it with tether daemon stop (it starts again on the next command)';
       if (context.transport === 'ssh') return `check that "ssh" reaches ${machine} without a password (ssh-agent or an identity file, host key in known_hosts), and its token_file`;
       return `check the token or token_file of machine ${machine} in the config file`;

@@ -109,6 +109,7 @@ export interface KernelPluginImportFailure {
 const FIRST_PARTY: Readonly<Record<string, () => Promise<unknown>>> = {
   '@tether/transport-ws': () => import('@tether/transport-ws'),
   '@tether/transport-ssh': () => import('@tether/transport-ssh'),
+  '@tether/transport-cloud': () => import('@tether/transport-cloud'),
 };
 
 export async function importKernelPlugins(

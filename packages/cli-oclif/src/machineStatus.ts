@@ -14,6 +14,8 @@ export interface MachineStatus {
   readonly transport: string | null;
   /** null for transports without SSH. */
   readonly ssh_ok: boolean | null;
+  /** Cloud machines only: the relay answered and accepted this client's credential. */
+  readonly relay_ok?: boolean;
   readonly daemon_ok: boolean;
   /** Round trip of a health call once connected. */
   readonly latency_ms: number | null;
@@ -45,6 +47,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       name,
       transport,
       ssh_ok: transport === 'ssh' ? true : null,
+      ...(transport === 'cloud' ? { relay_ok: true } : {}),
       daemon_ok: health.ok,
       latency_ms: latency,
       checked_at: checkedAt,
@@ -56,6 +59,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       name,
       transport,
       ssh_ok: transport === 'ssh' ? await sshWorks(machines, name, error, deadline) : null,
+      ...(transport === 'cloud' ? { relay_ok: relayWorked(error) } : {}),
       daemon_ok: false,
       latency_ms: null,
       checked_at: checkedAt,
@@ -98,6 +102,14 @@ const NOT_A_CHECK = new Set(['USAGE', 'INVALID_ARGUMENT', 'CONFIG_INVALID', 'UNK
 export function checkCouldNotRun(failure: unknown): boolean {
   const code = (failure as { code?: unknown } | null)?.code;
   return typeof code === 'string' && NOT_A_CHECK.has(code);
+}
+
+/** Whether the relay answered and took the client credential, as the cloud transport's failure says (a pairing or session failure implies it did). */
+function relayWorked(error: unknown): boolean {
+  const details = (error as { details?: Readonly<Record<string, unknown>> }).details ?? {};
+  if (typeof details['relayOk'] === 'boolean') return details['relayOk'];
+  const cause = (error as { cause?: unknown }).cause;
+  return cause !== undefined && cause !== error ? relayWorked(cause) : false;
 }
 
 /** The status without the internal `failure`. */

@@ -52,6 +52,14 @@ describe('the config file', () => {
     expect(parse("plugins:\n  '@tether/plugin-filesystem': { roots: [/] }\n").plugins).toEqual({ '@tether/plugin-filesystem': { roots: ['/'] } });
   });
 
+  it('keeps the daemon section (a relay to register with), with relay and environment together', () => {
+    expect(parse('daemon:\n  relay: wss://relay.example:8443\n  environment: gpu1\n').daemon).toEqual({ relay: 'wss://relay.example:8443', environment: 'gpu1' });
+    expect(parse('machines:\n').daemon).toEqual({});
+    expect(failure('daemon:\n  relay: wss://relay.example:8443\n').message).toBe('/cfg.yaml: daemon.environment: set relay and environment together');
+    expect(failure('daemon:\n  relay: http://x\n  environment: gpu1\n').message).toMatch(/^\/cfg\.yaml: daemon\.relay: the relay URL/);
+    expect(failure('daemon:\n  relya: wss://x\n').code).toBe('CONFIG_INVALID');
+  });
+
   it('names the bad field', () => {
     expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: b, ssh: b }\n  - { name: c, ssh: c, daemon_port: "x" }\n')).toMatchObject({
       code: 'CONFIG_INVALID',

@@ -25,7 +25,20 @@ export interface TetherConfig {
   readonly codexRemote?: boolean;
   /** The projects of `local` (top-level `projects:`). */
   readonly projects?: Readonly<Record<string, string | { readonly mirror: string }>>;
+  /** Settings of `daemon serve` on this machine (`daemon:` section): registering with a relay. */
+  readonly daemon: DaemonSettings;
 }
+
+/** The `daemon:` section: `relay` and `environment` together, to serve through a relay. */
+export const DaemonSection = z
+  .strictObject({
+    relay: z.string().regex(/^wss?:\/\/\S+$/, 'the relay URL: wss://host:port').optional(),
+    environment: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'an environment is 1-64 letters, digits, _ or -').optional(),
+    relay_credential_file: z.string().min(1).optional(),
+    relay_ca_file: z.string().min(1).optional(),
+  })
+  .refine((d) => (d.relay === undefined) === (d.environment === undefined), { message: 'set relay and environment together', path: ['environment'] });
+export type DaemonSettings = z.infer<typeof DaemonSection>;
 
 /**
  * The fields every machine may have: tether's `name` and `transport`, and the fields existing
@@ -75,6 +88,7 @@ const ConfigShape = z.looseObject({
   plugins: z.union([z.record(z.string(), z.unknown()), z.null()]).optional(),
   /** The projects of `local`. */
   projects: z.union([Projects, z.null()]).optional(),
+  daemon: z.union([DaemonSection, z.null()]).optional(),
 });
 
 /** The top-level sections of the config file; any other key is an error (a typo, most likely). */
@@ -94,7 +108,7 @@ export async function loadConfig(path: string, explicit: boolean, fallback?: str
     if (code === 'ENOENT' && !explicit) {
       const legacy = fallback === undefined ? undefined : await readFile(fallback, 'utf8').catch(() => undefined);
       if (legacy !== undefined) return fromCodexRemote(parseConfig(legacy, fallback!));
-      return { path, exists: false, machines: [], plugins: {} };
+      return { path, exists: false, machines: [], plugins: {}, daemon: {} };
     }
     throw new CliError('CONFIG_INVALID', `cannot read the config file ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(error))}`, {
       hint: explicit ? 'check the path given with --config' : `check the permissions of ${path}`,
@@ -180,7 +194,7 @@ export function parseConfig(text: string, path: string): TetherConfig {
     }
     machines.push({ config: { ...machine, transport } as MachineConfig, where: entry.where });
   }
-  return { path, exists: true, machines, plugins: shape.data.plugins ?? {}, ...(shape.data.projects ? { projects: shape.data.projects } : {}) };
+  return { path, exists: true, machines, plugins: shape.data.plugins ?? {}, daemon: shape.data.daemon ?? {}, ...(shape.data.projects ? { projects: shape.data.projects } : {}) };
 }
 
 function invalid(path: string, issues: readonly Issue[], prefix: ReadonlyArray<string | number>): CliError {
