@@ -54,7 +54,7 @@ describe('README', () => {
       const id = stdout.trim();
       expect(id).toMatch(/^\S+$/);
       // The embedding process has exited; the CLI finds the execution and follows it to its end.
-      const watch = await promisify(execFile)('npx', ['tether', 'exec', 'watch', '--id', id], { cwd: root, env });
+      const watch = await promisify(execFile)('npx', ['tether', 'exec', 'watch', '--id', id, '--full'], { cwd: root, env });
       const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; line?: string; exit_code?: number });
       expect(lines.filter((l) => l.type === 'log').map((l) => l.line)).toEqual(['still here']);
       expect(lines.at(-1)).toMatchObject({ type: 'summary', exit_code: 0 });

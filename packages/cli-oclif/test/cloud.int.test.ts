@@ -167,7 +167,7 @@ describe('a cloud machine', () => {
 
     const started = (await cli.run(['exec', 'start', '--machine', 'gpu1', '--cmd', 'echo started; sleep 0.2; echo done'])).json();
     expect(started).toEqual({ exec_id: expect.any(String), machine: 'gpu1', status: 'running' });
-    const watched = await cli.run(['exec', 'watch', '--machine', 'gpu1', '--id', started['exec_id']]);
+    const watched = await cli.run(['exec', 'watch', '--machine', 'gpu1', '--id', started['exec_id'], '--full']);
     expect(watched.code).toBe(0);
     expect(watched.lines().at(-1)).toMatchObject({ type: 'summary', status: 'finished', exit_code: 0 });
     expect((await cli.run(['exec', 'result', '--machine', 'gpu1', '--id', started['exec_id']])).json()).toMatchObject({ status: 'finished', stdout_bytes: 13 });

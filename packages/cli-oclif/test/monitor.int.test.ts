@@ -22,7 +22,7 @@ async function start(args: string[]): Promise<string> {
 /** Runs `tether exec watch …`, calling `onLine` with each JSON line as it is printed. */
 function watch(args: string[], onLine: (line: Record<string, any>) => void = () => undefined): Promise<{ code: number | null; lines: Record<string, any>[]; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'exec', 'watch', ...args], { cwd: cli.home, env: cli.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'exec', 'watch', '--full', ...args], { cwd: cli.home, env: cli.env, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, any>[] = [];
     let buffered = '';
     let stderr = '';

@@ -70,7 +70,7 @@ describe('exec start --project --ref', () => {
   it('a cancelled project execution leaves no worktree', async () => {
     const started = await cli.run(['exec', 'start', '--project', 'demo', '--ref', 'v1', '--cmd', 'echo started; sleep 60']);
     const id = started.json()['exec_id'];
-    await cli.run(['exec', 'watch', '--id', id, '--until-pattern', 'started']);
+    await cli.run(['exec', 'watch', '--id', id, '--full', '--until-pattern', 'started']);
     expect(worktrees()).toBe(2);
     expect((await cli.run(['exec', 'cancel', '--id', id, '--grace', '5s'])).json()).toMatchObject({ canceled: true });
     expect((await finished(id))['end_reason']).toBe('cancelled');
