@@ -71,7 +71,6 @@ export class LocalMachine implements MachineApi {
   }
 }
 
-/** An API object whose every method fails with BACKEND_UNAVAILABLE. */
 /** The backend's operations, `write` taking a string too (UTF-8). */
 function fsApi(fs: FileSystemBackend): FsApi {
   return {
@@ -86,9 +85,11 @@ function fsApi(fs: FileSystemBackend): FsApi {
     mkdir: (path, options) => fs.mkdir(path, options),
     remove: (path, options) => fs.remove(path, options),
     move: (from, to, options) => fs.move(from, to, options),
+    ...(fs.symlink ? { symlink: (target: string, path: string) => fs.symlink!(target, path) } : {}),
   };
 }
 
+/** An API object whose every method fails with BACKEND_UNAVAILABLE. */
 function unavailable<T extends object>(backend: string, plugin: string): T {
   return new Proxy({} as T, {
     get: (_target, method) =>
