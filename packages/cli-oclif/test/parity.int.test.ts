@@ -23,8 +23,10 @@ describe('exec logs --full and --format', () => {
     expect(lines[0]).toEqual({ type: 'log', stream: 'stdout', line: '1', seq: expect.any(Number) });
     expect(lines.at(-1)).toMatchObject({ line: 'no newline' });
     const text = await cli.run(['exec', 'logs', '--id', id, '--full', '--format', 'text', '--stream', 'both']);
-    const expected = [...Array.from({ length: 25000 }, (_, i) => String(i + 1)), 'no newline', 'err'];
+    // Text mode keeps each line on the stream it came from: stdout's on stdout, stderr's on stderr.
+    const expected = [...Array.from({ length: 25000 }, (_, i) => String(i + 1)), 'no newline'];
     expect(text.stdout.split('\n').slice(0, -1).sort()).toEqual(expected.sort());
+    expect(text.stderr).toBe('err\n');
     const tail = await cli.run(['exec', 'logs', '--id', id, '--format', 'text', '--tail-lines', '2']);
     expect(tail.stdout).toBe('25000\nno newline\n');
     const both = await cli.run(['exec', 'logs', '--id', id, '--full', '--tail', '10']);

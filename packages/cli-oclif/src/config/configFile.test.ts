@@ -80,7 +80,7 @@ describe('the config file', () => {
     expect(failure('machine:\n  - { name: a, ssh: a }\n')).toMatchObject({
       code: 'CONFIG_INVALID',
       message: '/cfg.yaml: machine: unknown field (did you mean machines?)',
-      hint: expect.stringContaining('machines and plugins'),
+      hint: expect.stringContaining('has machines, plugins, projects, daemon only'),
     });
     expect(failure('colour: blue\n').message).toBe('/cfg.yaml: colour: unknown field');
   });
