@@ -260,11 +260,13 @@ it('a cloud machine works with credentials from files, and refuses group-readabl
   const { credential } = await relay.enroll('client', 'from-files');
   const { writeFile } = await import('node:fs/promises');
   await writeFile(join(dir, 'relay.token'), `${credential}\n`, { mode: 0o600 });
-  await writeFile(join(dir, 'daemon.token'), `${cloud.token}\n`, { mode: 0o640 });
+  await writeFile(join(dir, 'daemon.token'), `${cloud.token}\n`);
+  const { chmod } = await import('node:fs/promises');
+  // chmod, not writeFile's mode: a daemon in this process runs with umask 077.
+  await chmod(join(dir, 'daemon.token'), 0o640);
   const { CloudTransport } = await import('./index.js');
   const config = { name: 'gpu1', transport: 'cloud', relay: relay.url, fingerprint: cloud.identity.fingerprint, relay_token_file: join(dir, 'relay.token'), token_file: join(dir, 'daemon.token') };
   expect((await rejection(new CloudTransport().connect(config))).code).toBe('PERMISSION_DENIED');
-  const { chmod } = await import('node:fs/promises');
   await chmod(join(dir, 'daemon.token'), 0o600);
   const channel = await new CloudTransport().connect(config);
   channel.close();
