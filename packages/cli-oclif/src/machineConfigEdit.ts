@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isMap, isSeq, parseDocument, type Document } from 'yaml';
 import { CliError } from './cliError.js';
@@ -25,17 +25,41 @@ export async function editMachines(path: string, edit: (doc: Document, form: 'li
   edit(doc, form);
   const next = doc.toString();
   parseConfig(next, path);
-  const mode = (await stat(path).catch(() => undefined))?.mode ?? 0o600;
+  const mode = ((await stat(path).catch(() => undefined))?.mode ?? 0o600) & 0o777;
   await mkdir(dirname(path), { recursive: true });
   const temp = `${path}.tether-${process.pid}.tmp`;
   try {
-    await writeFile(temp, next, { mode: mode & 0o777 });
-    await chmod(temp, mode & 0o777);
+    const file = await open(temp, 'w', mode);
+    try {
+      await file.chmod(mode); // whatever the umask
+      await file.writeFile(next);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });
-    throw error;
+    throw new CliError('PERMISSION_DENIED', `cannot write ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
   }
+}
+
+/**
+ * Sets one field of a configured machine (`machine trust`), through `editMachines`. `where` is
+ * the machine's place as `ConfiguredMachine.where` says it (`machines[2]`, `machines.gpu1`).
+ * Returns the field's previous value.
+ */
+export async function setMachineField(path: string, where: string, field: string, value: string): Promise<unknown> {
+  const match = /^machines(?:\[(\d+)\]|\.(.+))$/.exec(where);
+  if (!match) throw new CliError('CONFIG_INVALID', `${path}: cannot find ${where}`);
+  const at = ['machines', match[1] !== undefined ? Number(match[1]) : match[2]!];
+  let previous: unknown;
+  await editMachines(path, (doc) => {
+    previous = doc.getIn([...at, field]);
+    if (doc.getIn(at) === null || doc.getIn(at) === undefined) doc.setIn(at, doc.createNode({ [field]: value }));
+    else doc.setIn([...at, field], value);
+  });
+  return previous;
 }
 
 /** The index (list form) or key (map form) of machine `name`, or undefined. */

@@ -30,7 +30,7 @@ export default class MachineTrust extends TetherCommand {
     } catch (error) {
       throw new CliError('USAGE', `--fingerprint: ${(error as Error).message}`, { hint: 'copy it from tether daemon fingerprint on the daemon\'s host' });
     }
-    const { setMachineField } = await import('../../config/editConfig.js');
+    const { setMachineField } = await import('../../machineConfigEdit.js');
     const previous = await setMachineField(machines.configPath, configured.where, 'fingerprint', fingerprint);
     this.emit({ ok: true, machine: flags.machine, fingerprint, previous: previous ?? null, config: machines.configPath });
   }
