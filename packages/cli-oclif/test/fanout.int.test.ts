@@ -1,26 +1,17 @@
 // Fan-out: --machine a,b and --machine @label over two ws daemons on loopback (each with its own
 // fake nvidia-smi), one result per machine; GPU placement with --gpu-gate over a label.
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '@tether/transport-ws';
 import processPlugin from '@tether/plugin-process';
 import gpuPlugin from '@tether/plugin-gpu-nvidia';
 import { FakeNvidiaSmi } from './fakeNvidiaSmi.js';
-import { cliEnv, type CliEnv } from './support.js';
+import { cliEnv, closedPort, type CliEnv } from './support.js';
 
 let cli: CliEnv;
 const daemons: Daemon[] = [];
 const gpus: FakeNvidiaSmi[] = [];
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   cli = cliEnv('tether-cli-fanout-');

@@ -2,7 +2,6 @@
 // a config file with its `addr` and token. The contract's commands against it, and the failures
 // agents triage: unauthorized, connection refused.
 import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDaemon, type Daemon } from '@tether/transport-ws';
@@ -10,21 +9,12 @@ import processPlugin from '@tether/plugin-process';
 import filesystemPlugin from '@tether/plugin-filesystem';
 import gpuPlugin from '@tether/plugin-gpu-nvidia';
 import { FakeNvidiaSmi } from './fakeNvidiaSmi.js';
-import { RFC3339, cliEnv, eventually, type CliEnv } from './support.js';
+import { RFC3339, cliEnv, closedPort, eventually, type CliEnv } from './support.js';
 
 let cli: CliEnv;
 let daemon: Daemon;
 let gpu: FakeNvidiaSmi;
 let files: string;
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   cli = cliEnv('tether-cli-ws-');
