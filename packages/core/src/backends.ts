@@ -43,8 +43,8 @@ export interface ProcessExit {
   readonly exitCode: number | null;
   /** Signal name (`SIGTERM`) if a signal ended it. */
   readonly signal: string | null;
-  /** Signals the backend sent on its own (a timeout it enforced), in order. */
-  readonly stops?: ReadonlyArray<{ readonly signal: string; readonly reason: 'timeout' | 'cancel' }>;
+  /** The backend stopped it on its own (a timeout it enforced, a scheduler's cancel). */
+  readonly stopReason?: 'cancel' | 'timeout';
   /** Processes of the execution the backend could not clean up. */
   readonly survivors?: readonly number[];
   /** Set when the process could not be followed to its end (its supervisor died): why. */
@@ -82,7 +82,7 @@ export interface RunningProcess {
   survivors(): Promise<number[]>;
   /** Send a signal to the given pids (the survivors left after the group is gone). */
   signalPids(pids: readonly number[], signal: string): void;
-  /** The backend enforces `ProcessSpec.timeoutMs` itself (and reports it in `ProcessExit.stops`). */
+  /** The backend enforces `ProcessSpec.timeoutMs` itself (and reports it as `ProcessExit.stopReason`). */
   readonly enforcesTimeout?: boolean;
   /** Called, in order, once each chunk of `output$` is recorded: the backend may forget it. */
   outputRecorded?(chunk: OutputChunk): void;
@@ -100,8 +100,12 @@ export interface ReattachRequest {
   readonly id: string;
   /** The pid recorded in `ExecutionStarted`, or null if it was never recorded. */
   readonly pid: number | null;
+  /** The spec it was started with. */
+  readonly spec: ProcessSpec;
   /** Output bytes recorded so far (every stream, truncated ones included): resume from here. */
   readonly outputOffset: number;
+  /** Output bytes recorded so far per stream (a backend that keeps streams apart resumes from these). */
+  readonly resume: { readonly stdout: number; readonly stderr: number };
 }
 
 export type ReattachResult = { readonly process: RunningProcess } | { readonly lost: string };
@@ -196,6 +200,13 @@ export interface FileSystemBackend {
   remove(path: string, options?: { readonly recursive?: boolean }): Promise<void>;
   /** Renames within the roots. `overwrite` defaults to false (`PATH_EXISTS`). */
   move(from: string, to: string, options?: { readonly overwrite?: boolean }): Promise<void>;
+  /**
+   * Creates a symbolic link at `path` whose target is `target`, stored as given (relative
+   * targets are relative to the link's directory). The link must not lead outside the roots
+   * (`PATH_OUTSIDE_ROOT`); an entry already at `path` fails with `PATH_EXISTS`. Optional: a
+   * backend without it cannot receive symlinks (sync then skips them).
+   */
+  symlink?(target: string, path: string): Promise<void>;
 }
 export const FileSystemBackend: InjectionToken<FileSystemBackend> = Symbol.for('tether.FileSystemBackend');
 

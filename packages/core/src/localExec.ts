@@ -1,10 +1,11 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, ProcessExit, ReattachRequest, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessExit, ProcessSpec, ReattachRequest, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
-import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
 import type {
   CancelOptions,
   CancelResult,
@@ -40,7 +41,7 @@ interface ActiveExecution {
   /** A stop asked for before the process existed (while spawning); applied once it does. */
   pendingStop?: { reason: Exclude<SignalReason, 'user'>; signal: NodeJS.Signals; graceMs: number };
   survivors: number[];
-  timeout?: NodeJS.Timeout;
+  timeout?: LongTimer;
   /** The process has exited: a late timeout must not turn a normal exit into `timed_out`. */
   exited?: boolean;
   readonly gate: AbortController;
@@ -137,20 +138,9 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
     let proc: RunningProcess;
     try {
-      proc = await this.#process!.spawn({
-        id,
-        argv,
-        cwd: spec.cwd,
-        env: spec.env,
-        envMode: spec.envMode,
-        tty: spec.tty,
-        stdin: spec.stdin,
-        timeoutMs: spec.timeoutMs,
-        killGraceMs: spec.killGraceMs,
-      });
+      proc = await this.#process!.spawn(processSpec(id, spec));
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
       return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
@@ -172,13 +162,14 @@ export class LocalExec implements ExecApi {
       void this.#stop(active, reason, signal, graceMs);
     }
     if (spec.timeoutMs !== undefined && !proc.enforcesTimeout) {
-      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), Math.max(0, startedAt + spec.timeoutMs - Date.now()));
+      // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
+      active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), Math.max(0, startedAt + spec.timeoutMs - Date.now()));
     }
     void (async () => {
       const exit = await proc.exit;
       active.exited = true;
       await outputDone;
-      if (active.timeout) clearTimeout(active.timeout);
+      active.timeout?.clear();
       await active.stopping;
       await this.#finish(active, ...terminalEvents(exit, active.survivors));
       proc.release?.();
@@ -279,7 +270,8 @@ export class LocalExec implements ExecApi {
     const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
     if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new TetherError('INVALID_ARGUMENT', 'afterSeq must be a non-negative integer');
     if (!Number.isInteger(limit) || limit < 1) throw new TetherError('INVALID_ARGUMENT', 'limit must be a positive integer');
-    const waitMs = options.waitMs ?? 0;
+    // A long-poll may return early with no events; a wait beyond what one timer holds is cut to it.
+    const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
       await firstValueFrom(next$, { defaultValue: undefined });
@@ -298,24 +290,27 @@ export class LocalExec implements ExecApi {
     const state = await this.get(id);
     const streams = options.streams ?? ['stdout'];
     const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
-    if (tailBytes !== undefined || options.tailLines !== undefined) {
+    // A time range without a cursor is read from its end, so that a cap keeps the newest lines.
+    if (tailBytes !== undefined || options.tailLines !== undefined || (options.since !== undefined && options.afterSeq === undefined)) {
       slices = await readOutputTail(this.#store, id, {
         streams,
         bytes: tailBytes,
-        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        lines: options.tailLines ?? maxLines,
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,
-        beforeSeq: state.lastSeq + 1,
+        beforeSeq: Math.min(state.lastSeq + 1, options.beforeSeq ?? Number.POSITIVE_INFINITY),
+        maxLineBytes,
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {
       slices = await this.#readForward(id, new Set<OutputStream>(streams), options, state.lastSeq, maxLines);
     }
-    let lines = toLines(slices);
+    let lines = toLines(slices, maxLineBytes);
     const keep = Math.min(maxLines, options.tailLines ?? maxLines);
     if (lines.length > keep) lines = lines.slice(lines.length - keep);
     return { lines, lastSeq: state.lastSeq };
@@ -324,16 +319,20 @@ export class LocalExec implements ExecApi {
   async #readForward(id: string, streams: ReadonlySet<OutputStream>, options: LogsOptions, lastSeq: number, maxLines: number): Promise<OutputSlice[]> {
     const slices: OutputSlice[] = [];
     let newlines = 0;
+    let bytes = 0;
     let after = options.afterSeq ?? 0;
-    while (after < lastSeq && newlines <= maxLines) {
-      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256 });
+    // Bounded like a tail: pages of at most 1 MiB, at most the scan budget in all (what is past
+    // it is read by the next call, from the last seq returned).
+    while (after < lastSeq && newlines <= maxLines && bytes < DEFAULT_TAIL_SCAN_BYTES) {
+      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256, maxBytes: 1024 * 1024 });
       if (page.length === 0) break;
       for (const event of page) {
         if (options.since !== undefined && event.ts < options.since) continue;
         const slice = outputSlice(event, streams, options.until);
         if (!slice) continue;
         slices.push(slice);
-        for (const byte of slice.data) if (byte === 0x0a) newlines++;
+        bytes += slice.data.byteLength;
+        for (let i = slice.data.indexOf(0x0a); i !== -1; i = slice.data.indexOf(0x0a, i + 1)) newlines++;
       }
       after = page[page.length - 1]!.seq;
     }
@@ -433,7 +432,9 @@ export class LocalExec implements ExecApi {
       .map((state) => ({
         id: state.id,
         pid: state.pid,
+        spec: processSpec(state.id, state.spec!),
         outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty + state.truncatedBytes,
+        resume: { stdout: state.bytes.stdout, stderr: state.bytes.stderr },
       }));
     const results = await backend.reattach(requests);
     const reattached: string[] = [];
@@ -478,7 +479,7 @@ export class LocalExec implements ExecApi {
       [...this.#active.values()].map(async (active) => {
         const detach = active.process?.detach;
         if (!cancelRunning && detach && !active.stopping) {
-          if (active.timeout) clearTimeout(active.timeout);
+          active.timeout?.clear();
           this.#active.delete(active.id);
           await detach.call(active.process);
           return;
@@ -504,17 +505,34 @@ export class LocalExec implements ExecApi {
   }
 }
 
+/** What the process backend is asked to run for an execution. */
+function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
+  const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
+  return {
+    id,
+    argv,
+    cwd: spec.cwd,
+    env: spec.env,
+    envMode: spec.envMode,
+    tty: spec.tty,
+    stdin: spec.stdin,
+    timeoutMs: spec.timeoutMs,
+    killGraceMs: spec.killGraceMs,
+  };
+}
+
 /** The events that end an execution whose process ended with `exit`. */
 function terminalEvents(exit: ProcessExit, survivors: readonly number[]): ExecutionEvent[] {
   if (exit.lost !== undefined) return [{ type: 'ExecutionLost', data: { reason: exit.lost } }];
-  const events: ExecutionEvent[] = (exit.stops ?? []).map((stop) => ({ type: 'SignalSent', data: { signal: stop.signal, reason: stop.reason } }));
+  // A stop the backend made on its own is recorded as the TERM that began it: it decides the end reason.
+  const events: ExecutionEvent[] = exit.stopReason ? [{ type: 'SignalSent', data: { signal: 'SIGTERM', reason: exit.stopReason } }] : [];
   const all = [...new Set([...survivors, ...(exit.survivors ?? [])])];
   events.push({ type: 'ExecutionExited', data: { exitCode: exit.exitCode, signal: exit.signal, survivors: all } });
   return events;
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => void setLongTimeout(resolve, ms).unref());
 }
 
 async function waitUntilGone(proc: RunningProcess, withinMs: number): Promise<number[]> {

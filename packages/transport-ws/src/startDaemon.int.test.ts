@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,52 @@ describe('startDaemon', () => {
     }
   });
 
+  it('makes an existing 0755 data dir private (0700) with events/ and its LevelDB files, and gives commands the user\'s umask', async () => {
+    const files = async (dir: string) => {
+      const found: Array<{ path: string; mode: number }> = [];
+      for (const name of await readdir(dir, { recursive: true })) {
+        const path = join(dir, String(name));
+        found.push({ path, mode: (await lstat(path)).mode & 0o777 });
+      }
+      return found;
+    };
+    const previousUmask = process.umask(0o022);
+    try {
+      const dataDir = join(await tempDir(), 'shared-box');
+      await mkdir(dataDir, { mode: 0o755 });
+      await chmod(dataDir, 0o755);
+      // A store left world-readable (as a daemon without this fix made it), then a new daemon.
+      const first = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+      await first.close();
+      // (The token file is left 0600: a readable one is refused on its own, see the next test.)
+      await chmod(dataDir, 0o755);
+      await chmod(join(dataDir, 'events'), 0o755);
+      for (const { path } of await files(join(dataDir, 'events'))) if ((await lstat(path)).isFile()) await chmod(path, 0o644);
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o755);
+
+      const logs: string[] = [];
+      const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(await tempDir()), log: (e) => logs.push(e.msg) });
+      try {
+        expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+        expect(logs).toContain('the data dir was readable by others: made private (0700)');
+        const machine = remoteMachine(daemon.url, { token: await readToken(daemon.tokenFile!) });
+        // Enough output for LevelDB to write new files while the daemon runs.
+        const started = await machine.exec.start({ command: 'head -c 3000000 /dev/zero | tr "\\0" x; echo; umask' });
+        await machine.exec.wait(started.id);
+        const { lines } = await machine.exec.logs(started.id, { tailLines: 1 });
+        await machine.close();
+        expect(lines[0]?.line).toBe('0022'); // the command's umask is the user's, not the daemon's 077
+        const open = (await files(dataDir)).filter(({ mode }) => (mode & 0o077) !== 0);
+        expect(open).toEqual([]);
+      } finally {
+        await daemon.close();
+      }
+      expect(process.umask()).toBe(0o022); // close() put the embedding process's umask back
+    } finally {
+      process.umask(previousUmask);
+    }
+  });
+
   it('refuses a token file readable by group or others, and releases the store', async () => {
     const dataDir = await tempDir();
     const tokenFile = join(dataDir, 'token');
@@ -54,16 +100,22 @@ describe('startDaemon', () => {
     }
   });
 
-  it('refuses connections over maxConnections with 503, and takes them again once one leaves', async () => {
+  it('over maxConnections lets a new authenticated client in and closes the quietest connection (1013); an unauthenticated one takes no room', async () => {
     const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir: await tempDir(), plugins: [], maxConnections: 1 });
     try {
-      const auth = { Authorization: `Bearer ${await readToken(daemon.tokenFile!)}` };
-      const first = await connectWs(daemon.url, { token: auth.Authorization.slice(7) });
-      expect(await upgradeStatus(daemon.url, auth)).toBe(503);
-      const gone = new Promise<void>((resolve) => first.messages$.subscribe({ complete: resolve, error: () => resolve() }));
-      first.close();
-      await gone;
-      await eventually(async () => (await upgradeStatus(daemon.url, auth)) === 101, 5_000, 'a free slot');
+      const token = await readToken(daemon.tokenFile!);
+      const first = await connectWs(daemon.url, { token });
+      let firstEnded = false;
+      const firstGone = new Promise<unknown>((resolve) =>
+        first.messages$.subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(e) }),
+      ).finally(() => (firstEnded = true));
+      expect(await upgradeStatus(daemon.url, { Authorization: 'Bearer wrong' })).toBe(401);
+      expect(await upgradeStatus(daemon.url, {})).toBe(401);
+      expect(firstEnded).toBe(false);
+      const second = await connectWs(daemon.url, { token });
+      const ended = await firstGone;
+      expect(isTetherError(ended) ? ended.details['closeCode'] : ended).toBe(1013);
+      second.close();
     } finally {
       await daemon.close();
     }
@@ -117,22 +169,40 @@ describe('startDaemon', () => {
     expect(await readFile(file, 'utf8')).toBe('keep me');
   });
 
-  it('close() stops accepting, drops clients and cancels running executions (recorded as cancelled)', async () => {
+  it('close() stops accepting and drops clients but leaves running executions to the next start, which re-attaches; close({ cancelRunning }) cancels them', async () => {
     const dataDir = await tempDir();
     const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(dataDir) });
     const token = await readToken(daemon.tokenFile!);
     const machine = remoteMachine(daemon.url, { token, reconnect: { giveUpAfterMs: 300 } });
-    const run = await machine.exec.start({ argv: ['sleep', '30'] });
-    await eventually(() => processesOf(run.id).length > 0);
+    // Runs until told (stdin), so it is certainly running across the restart.
+    const run = await machine.exec.start({ command: 'echo before; read line; echo "after $line"; exit 7', stdin: true });
+    await eventually(async () => (await machine.exec.logs(run.id)).lines.length > 0);
+    const pids = processesOf(run.id);
+    expect(pids.length).toBeGreaterThan(0);
     await daemon.close();
-    expect(processesOf(run.id)).toEqual([]);
+    expect(processesOf(run.id)).toEqual(pids);
     expect(codeOf(await machine.health().catch((e: unknown) => e))).toBe('CONNECTION_LOST');
     await machine.close();
 
-    const again = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+    const again = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(dataDir) });
     try {
-      const state = await again.kernel.machine('local').exec.get(run.id);
-      expect(state).toMatchObject({ status: 'finished', endReason: 'cancelled' });
+      const local = again.kernel.machine('local');
+      expect(await local.exec.get(run.id)).toMatchObject({ status: 'running' });
+      await local.exec.write(run.id, 'resumed\n', { eof: true, writeId: 'w1' });
+      expect(await local.exec.wait(run.id)).toMatchObject({ status: 'finished', endReason: 'exited', exitCode: 7 });
+      expect((await local.exec.logs(run.id)).lines.map((l) => l.line)).toEqual(['before', 'after resumed']);
+      expect(processesOf(run.id)).toEqual([]);
+
+      const cancelled = await local.exec.start({ argv: ['sleep', '30'] });
+      await eventually(() => processesOf(cancelled.id).length > 0);
+      await again.close({ cancelRunning: true });
+      expect(processesOf(cancelled.id)).toEqual([]);
+      const inspect = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+      try {
+        expect(await inspect.kernel.machine('local').exec.get(cancelled.id)).toMatchObject({ status: 'finished', endReason: 'cancelled' });
+      } finally {
+        await inspect.close();
+      }
     } finally {
       await again.close();
     }

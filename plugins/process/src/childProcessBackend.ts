@@ -1,7 +1,7 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { TetherError, isTetherError, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
+import { TetherError, isTetherError, withUserUmask, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
 import { z } from 'zod';
 import { checkExecutable } from './checkExecutable.js';
 import { PipeProcess } from './pipeProcess.js';
@@ -63,7 +63,7 @@ export class ChildProcessBackend implements ProcessBackend {
 
   async spawn(input: ProcessSpec): Promise<RunningProcess> {
     const prepared = await this.prepare(input);
-    return prepared.tty ? spawnPty(prepared) : spawnPipes(prepared.argv, prepared.cwd, prepared.env, prepared, this.#config.drainTimeoutMs);
+    return prepared.tty ? spawnPty(prepared, withUserUmask) : spawnPipes(prepared.argv, prepared.cwd, prepared.env, prepared, this.#config.drainTimeoutMs);
   }
 
   /**
@@ -114,13 +114,16 @@ async function spawnPipes(
 ): Promise<RunningProcess> {
   let child: ChildProcess;
   try {
-    child = spawnChild(argv[0]!, argv.slice(1), {
-      cwd,
-      env,
-      detached: true,
-      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      windowsHide: true,
-    });
+    // The daemon's own files are private (umask 077); the command gets the user's umask.
+    child = withUserUmask(() =>
+      spawnChild(argv[0]!, argv.slice(1), {
+        cwd,
+        env,
+        detached: true,
+        stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      }),
+    );
   } catch (cause) {
     // Some failures (E2BIG) are thrown; others (ENOENT, EACCES) arrive as an 'error' event.
     throw spawnFailed(cause);

@@ -2,11 +2,11 @@ import { readFileSync, readSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import type { OutputChunk, ProcessExit, RunningProcess } from '@tether/core';
+// The light entry point: the supervisor loads this file too, and must start fast.
 import { TetherError } from '@tether/core/lite';
-import type { IPty } from 'node-pty';
+import { loadNodePty, type IPty, type PtyModule } from './nodePty.js';
 import type { Observable } from 'rxjs';
 import { OutputPump } from './outputPump.js';
-import { loadPty } from './ptyModule.js';
 import { findSurvivors, signalGroup, signalPids } from './processTree.js';
 
 /** The terminal's end-of-file character (VEOF, ^D), as node-pty sets up the terminal. */
@@ -267,21 +267,39 @@ function signalName(signal: number): string {
   return Object.keys(names).find((name) => names[name] === signal) ?? `SIG${signal}`;
 }
 
-/** Starts `prepared` (its `tty` set, its program checked) in a new pseudo-terminal. */
-export function spawnPty(prepared: {
-  readonly id: string;
-  readonly argv: readonly string[];
-  readonly cwd: string;
-  readonly env: Record<string, string>;
-  readonly tty?: { readonly cols: number; readonly rows: number };
-  readonly stdin: boolean;
-}): PtyProcess {
+let ptyModule: PtyModule | undefined;
+
+/** The PTY library, loaded on first use; `BACKEND_UNAVAILABLE` when it cannot be loaded. */
+function loadPty(): PtyModule {
+  try {
+    ptyModule ??= loadNodePty();
+    return ptyModule;
+  } catch (cause) {
+    throw new TetherError('BACKEND_UNAVAILABLE', `terminals are unavailable: node-pty could not be loaded (${(cause as Error).message})`, { backend: 'pty' }, { cause });
+  }
+}
+
+/**
+ * Starts `prepared` (its `tty` set, its program checked) in a new pseudo-terminal. `around`
+ * wraps the synchronous spawn (the caller's umask handling).
+ */
+export function spawnPty(
+  prepared: {
+    readonly id: string;
+    readonly argv: readonly string[];
+    readonly cwd: string;
+    readonly env: Record<string, string>;
+    readonly tty?: { readonly cols: number; readonly rows: number };
+    readonly stdin: boolean;
+  },
+  around: <T>(spawn: () => T) => T = (spawn) => spawn(),
+): PtyProcess {
   const { argv, cwd, env } = prepared;
   const size = prepared.tty ?? { cols: 80, rows: 24 };
   const pty = loadPty();
   let term: IPty;
   try {
-    term = pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null });
+    term = around(() => pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null }));
   } catch (cause) {
     const errno = (cause as NodeJS.ErrnoException).code;
     throw new TetherError('SPAWN_FAILED', `spawn failed: ${(cause as Error).message}`, errno ? { errno } : {}, { cause });

@@ -63,7 +63,17 @@ interface Command {
 const { values } = parseArgs({ options: { dir: { type: 'string' }, id: { type: 'string' } }, strict: true });
 const dir = values.dir!;
 const myStartTime = processStartTime(process.pid);
-process.umask(0o077);
+// Our own files (record, spool, socket) are private; the command gets the umask we were started
+// with (the daemon starts us with its user's umask, not its own restricted one).
+const userUmask = process.umask(0o077);
+function withUserUmask<T>(spawnIt: () => T): T {
+  const restricted = process.umask(userUmask);
+  try {
+    return spawnIt();
+  } finally {
+    process.umask(restricted);
+  }
+}
 // Nothing of the daemon's terminal or session reaches us, and nobody's SIGHUP/SIGINT stops us.
 process.on('SIGHUP', () => undefined);
 process.on('SIGINT', () => undefined);
@@ -300,7 +310,7 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
         process.stderr.write(`cannot rename the socket: ${(error as Error).message}\n`);
       }
       saveRecord();
-      if (spec.timeoutMs !== undefined) setTimeout(() => void stop('timeout', spec.killGraceMs ?? 3000), spec.timeoutMs).unref();
+      if (spec.timeoutMs !== undefined) afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
       socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
       flush();
     },
@@ -324,7 +334,9 @@ function startPipes(spec: SpawnRequest): Promise<Command> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess;
     try {
-      child = spawn(spec.argv[0]!, spec.argv.slice(1), { cwd: spec.cwd, env: spec.env, detached: true, stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+      child = withUserUmask(() =>
+        spawn(spec.argv[0]!, spec.argv.slice(1), { cwd: spec.cwd, env: spec.env, detached: true, stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] }),
+      );
     } catch (error) {
       return reject(error);
     }
@@ -384,7 +396,7 @@ function stdinClosed(): Error {
 
 async function startPty(spec: SpawnRequest): Promise<Command> {
   const { spawnPty } = await import('../ptyProcess.js');
-  const proc = spawnPty({ id: spec.execId, argv: spec.argv, cwd: spec.cwd, env: spec.env, tty: spec.tty, stdin: spec.stdin });
+  const proc = spawnPty({ id: spec.execId, argv: spec.argv, cwd: spec.cwd, env: spec.env, tty: spec.tty, stdin: spec.stdin }, withUserUmask);
   proc.output$.subscribe({ next: (chunk) => onOutput(2, Buffer.from(chunk.data.buffer, chunk.data.byteOffset, chunk.data.byteLength)), complete: () => onOutputEnd() });
   void proc.exit.then((exit) => onExit(exit.exitCode, exit.signal));
   return {
@@ -440,6 +452,20 @@ function stop(reason: 'timeout' | 'cancel', graceMs: number): Promise<void> {
     survivorsLeft = left;
   })();
   return stopping;
+}
+
+/** Longest delay `setTimeout` takes (2^31 - 1 ms); a longer one is chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Runs `action` once `ms` have passed, for any `ms` (a timeout of weeks). */
+function afterMs(ms: number, action: () => void): void {
+  const deadline = Date.now() + ms;
+  const arm = (): void => {
+    const left = deadline - Date.now();
+    if (left <= 0) return action();
+    setTimeout(arm, Math.min(left, MAX_TIMER_MS)).unref();
+  };
+  arm();
 }
 
 function delay(ms: number): Promise<void> {

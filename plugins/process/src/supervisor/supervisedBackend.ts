@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import {
   TetherError,
   normalizeSignal,
+  withUserUmask,
   type OutputChunk,
   type ProcessBackend,
   type ProcessExit,
@@ -271,10 +272,13 @@ export class SupervisedProcessBackend implements ProcessBackend {
   async #launch(): Promise<Link> {
     const dir = this.#ensureDir();
     this.#log ??= openSync(join(dir, 'supervisors.log'), 'a', 0o600);
-    const child = spawn(process.execPath, [SUPERVISOR_MAIN, '--dir', dir, '--id', randomBytes(8).toString('hex')], {
-      detached: true,
-      stdio: ['pipe', 'pipe', this.#log],
-    });
+    // It starts with the user's umask (not the daemon's 077) and passes it on to the command.
+    const child = withUserUmask(() =>
+      spawn(process.execPath, [SUPERVISOR_MAIN, '--dir', dir, '--id', randomBytes(8).toString('hex')], {
+        detached: true,
+        stdio: ['pipe', 'pipe', this.#log!],
+      }),
+    );
     const ready = await readyLine(child);
     // Its stdin stays open: its end tells an idle supervisor that we are gone.
     child.unref();
@@ -462,7 +466,7 @@ class SupervisedProcess implements RunningProcess {
       }
       case 'exit': {
         const info = h as unknown as ExitInfo;
-        this.#end({ exitCode: info.exitCode, signal: info.signal, stops: info.stops, survivors: info.survivors });
+        this.#end({ exitCode: info.exitCode, signal: info.signal, survivors: info.survivors, ...(info.stops[0] ? { stopReason: info.stops[0].reason } : {}) });
         return;
       }
       case 'reply': {
