@@ -43,6 +43,8 @@ export interface ProcessExit {
   readonly exitCode: number | null;
   /** Signal name (`SIGTERM`) if a signal ended it. */
   readonly signal: string | null;
+  /** When it ended (epoch ms), if the backend learned it later (it ended while no daemon was attached). */
+  readonly endedAt?: number;
   /** The backend stopped it on its own (a timeout it enforced, a scheduler's cancel). */
   readonly stopReason?: 'cancel' | 'timeout';
   /** Processes of the execution the backend could not clean up. */

@@ -127,6 +127,11 @@ export const ExecutionExited = z.object({
     signal: z.string().nullable(),
     /** Processes of the execution that could not be cleaned up (e.g. left their process group). */
     survivors: z.array(z.number().int()).default([]),
+    /**
+     * When the process ended (epoch ms), if that was before this event was recorded: it ended
+     * while no daemon was attached and its supervisor kept the time.
+     */
+    endedAt: z.number().int().nonnegative().optional(),
   }),
 });
 export const ExecutionFailed = z.object({

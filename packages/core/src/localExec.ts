@@ -527,7 +527,7 @@ function terminalEvents(exit: ProcessExit, survivors: readonly number[]): Execut
   // A stop the backend made on its own is recorded as the TERM that began it: it decides the end reason.
   const events: ExecutionEvent[] = exit.stopReason ? [{ type: 'SignalSent', data: { signal: 'SIGTERM', reason: exit.stopReason } }] : [];
   const all = [...new Set([...survivors, ...(exit.survivors ?? [])])];
-  events.push({ type: 'ExecutionExited', data: { exitCode: exit.exitCode, signal: exit.signal, survivors: all } });
+  events.push({ type: 'ExecutionExited', data: { exitCode: exit.exitCode, signal: exit.signal, survivors: all, ...(exit.endedAt !== undefined ? { endedAt: exit.endedAt } : {}) } });
   return events;
 }
 

@@ -94,7 +94,7 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
       const { exitCode, signal, survivors } = event.data;
       const endReason: EndReason =
         state.stopReason === 'cancel' ? 'cancelled' : state.stopReason === 'timeout' ? 'timed_out' : signal ? 'signaled' : 'exited';
-      return { ...next, status: 'finished', endReason, exitCode, signal, survivors, finishedAt: event.ts };
+      return { ...next, status: 'finished', endReason, exitCode, signal, survivors, finishedAt: event.data.endedAt ?? event.ts };
     }
     case 'ExecutionFailed':
       // CANCELLED: stopped before it started (e.g. while queued behind the GPU gate).

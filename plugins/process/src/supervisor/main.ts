@@ -282,6 +282,15 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
   request = spec;
   files = paths(dir, spec.execId);
   process.stdin.destroy();
+  // Found by the execution's name from now on, and recorded before the command starts: a daemon
+  // that dies during the spawn leaves its successor a supervisor to find, never an unknown command.
+  try {
+    renameSync(socketPath, files.socket);
+    socketPath = files.socket;
+  } catch (error) {
+    process.stderr.write(`cannot rename the socket: ${(error as Error).message}\n`);
+  }
+  saveRecord();
   const fail = (error: unknown) => {
     // A TetherError (from the PTY code) keeps its code; a spawn error's code is an errno.
     const details = (error as { details?: Record<string, unknown> }).details;
@@ -302,13 +311,6 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
     (cmd) => {
       command = cmd;
       childStartTime = processStartTime(cmd.pid);
-      // The socket takes the execution's name; a daemon that restarts finds it by that name.
-      try {
-        renameSync(socketPath, files!.socket);
-        socketPath = files!.socket;
-      } catch (error) {
-        process.stderr.write(`cannot rename the socket: ${(error as Error).message}\n`);
-      }
       saveRecord();
       if (spec.timeoutMs !== undefined) afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
       socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
@@ -323,7 +325,7 @@ function saveRecord(): void {
     version: RECORD_VERSION,
     execId: execId!,
     supervisor: { pid: process.pid, startTime: myStartTime ?? '' },
-    child: { pid: command!.pid, startTime: childStartTime },
+    child: command ? { pid: command.pid, startTime: childStartTime } : null,
     socket: socketPath,
     ...(exitInfo ? { exit: exitInfo } : {}),
   };

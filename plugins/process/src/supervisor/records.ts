@@ -21,7 +21,8 @@ export interface SupervisorRecord {
   readonly version: number;
   readonly execId: string;
   readonly supervisor: { readonly pid: number; readonly startTime: string };
-  readonly child: { readonly pid: number; readonly startTime: string | null };
+  /** null while the command is being started. */
+  readonly child: { readonly pid: number; readonly startTime: string | null } | null;
   readonly socket: string;
   readonly exit?: ExitInfo;
 }

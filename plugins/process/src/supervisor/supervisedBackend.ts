@@ -199,8 +199,18 @@ export class SupervisedProcessBackend implements ProcessBackend {
 
   async #reattachOne(dir: string, request: ReattachRequest): Promise<ReattachResult> {
     const files = paths(dir, request.id);
-    const record = readRecord(files.record);
+    let record = readRecord(files.record);
     if (!record) return { lost: 'its supervisor left no record (the machine restarted, or the state directory was cleared)' };
+    // The previous daemon died while the supervisor was starting the command: let it finish.
+    for (let i = 0; i < 250 && !record.child && isSameProcess(record.supervisor.pid, record.supervisor.startTime); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      record = readRecord(files.record) ?? record;
+    }
+    if (!record.child) {
+      await killRecordedCommand(record);
+      removeFiles(files);
+      return { lost: `its supervisor (pid ${record.supervisor.pid}) did not start the command` };
+    }
     if (request.pid !== null && record.child.pid !== request.pid) {
       await killRecordedCommand(record);
       removeFiles(files);
@@ -220,10 +230,11 @@ export class SupervisedProcessBackend implements ProcessBackend {
       if (h.t !== 'hello' || h['execId'] !== request.id || h['pid'] !== record.supervisor.pid || h['startTime'] !== record.supervisor.startTime) {
         throw new Error(`the process on ${files.socket} is not the supervisor of ${request.id}`);
       }
+      const child = record.child;
       return {
         process: new SupervisedProcess(link, {
           execId: request.id,
-          pid: record.child.pid,
+          pid: child.pid,
           record,
           resumeFrom: request.outputOffset,
           socketPath: files.socket,
@@ -323,9 +334,9 @@ function readyLine(child: ChildProcess): Promise<{ pid: number; socket: string }
 
 /** Kills what is left of a recorded command whose supervisor is gone. True if something was. */
 async function killRecordedCommand(record: SupervisorRecord): Promise<boolean> {
-  const pid = record.child.pid;
+  const pid = record.child?.pid ?? null;
   let killed = false;
-  if (!record.exit && isSameProcess(pid, record.child.startTime)) {
+  if (pid !== null && !record.exit && isSameProcess(pid, record.child!.startTime)) {
     try {
       signalGroup(pid, 'SIGKILL');
       killed = true;
@@ -466,7 +477,7 @@ class SupervisedProcess implements RunningProcess {
       }
       case 'exit': {
         const info = h as unknown as ExitInfo;
-        this.#end({ exitCode: info.exitCode, signal: info.signal, survivors: info.survivors, ...(info.stops[0] ? { stopReason: info.stops[0].reason } : {}) });
+        this.#end({ exitCode: info.exitCode, signal: info.signal, survivors: info.survivors, endedAt: info.endedAt, ...(info.stops[0] ? { stopReason: info.stops[0].reason } : {}) });
         return;
       }
       case 'reply': {
