@@ -48,16 +48,24 @@ async function stopDaemon(d: RunningDaemon): Promise<void> {
   expect(await d.exited).toEqual({ code: 0, signal: null });
 }
 
-/** The supervisor's pid for an execution, from the record it keeps in the data dir. */
-async function supervisorOf(dataDir: string, id: string): Promise<number> {
+interface Record {
+  readonly execId: string;
+  readonly supervisor: { readonly pid: number };
+  readonly exit?: { readonly exitCode: number | null; readonly endedAt: number };
+}
+
+/** The record an execution's supervisor keeps in the data dir. */
+async function recordOf(dataDir: string, id: string): Promise<Record> {
   const dir = join(dataDir, 'supervisors');
   for (const name of await readdir(dir)) {
     if (!name.endsWith('.json')) continue;
-    const record = JSON.parse(await readFile(join(dir, name), 'utf8')) as { execId: string; supervisor: { pid: number } };
-    if (record.execId === id) return record.supervisor.pid;
+    const record = JSON.parse(await readFile(join(dir, name), 'utf8')) as Record;
+    if (record.execId === id) return record;
   }
   throw new Error(`no supervisor record for ${id}`);
 }
+
+const supervisorOf = async (dataDir: string, id: string) => (await recordOf(dataDir, id)).supervisor.pid;
 
 const hashOf = async (file: string) => (await readFile(file, 'utf8')).slice(0, 64);
 const flood = (hashes: string, bytes: string, code: number) =>
@@ -122,7 +130,8 @@ describe('executions under supervisors across daemon deaths', () => {
     // With no daemon: the command ends (told through a file), the timeout fires, a supervisor dies.
     expect(processesOf(quick.id).length).toBeGreaterThan(0);
     await writeFile(go, '');
-    await eventually(() => processesOf(quick.id).length === 0, 10_000, 'the command exited');
+    await eventually(async () => (await recordOf(dataDir, quick.id)).exit !== undefined, 10_000, 'the exit recorded by the supervisor');
+    expect(processesOf(quick.id)).toEqual([]);
     const endedBefore = Date.now();
     await eventually(() => processesOf(timed.id).length === 0, 10_000, 'the timeout fired');
     process.kill(await supervisorOf(dataDir, orphaned.id), 'SIGKILL');

@@ -18,25 +18,40 @@ export interface RunningDaemon {
   stderr(): string;
 }
 
-/** Starts a daemon serving `dataDir` on `<dataDir>/../daemon.sock` and connects to it. */
-export async function startDaemonProcess(dataDir: string, options: { readonly main?: string; readonly config?: Record<string, unknown> } = {}): Promise<RunningDaemon> {
+export interface LaunchedDaemon {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once it serves (rejects if it exited first). */
+  readonly ready: Promise<RunningDaemon>;
+}
+
+/** Starts a daemon serving `dataDir` on `<dataDir>/../daemon.sock`; `ready` connects to it. */
+export function launchDaemonProcess(dataDir: string, options: { readonly main?: string } = {}): LaunchedDaemon {
   const socket = join(dataDir, '..', 'daemon.sock');
   const args = [options.main ?? DAEMON_MAIN, '--listen', socket, '--data-dir', dataDir, '--plugin', '@tether/plugin-process'];
-  if (options.config) args.push('--plugin-config', JSON.stringify({ '@tether/plugin-process': options.config }));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const ready = await new Promise<{ tokenFile: string }>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
+  const ready = (async () => {
+    const line = await new Promise<{ tokenFile: string }>((resolve, reject) => {
+      let out = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0]!));
+      });
+      void exited.then(({ code, signal }) => reject(new Error(`daemon exited (${code ?? signal}) before it was ready: ${stderr}`)));
     });
-    void exited.then(({ code, signal }) => reject(new Error(`daemon exited (${code ?? signal}) before it was ready: ${stderr}`)));
-  });
-  const machine = remoteMachine(socket, { token: await readToken(ready.tokenFile), reconnect: { giveUpAfterMs: 0 } });
-  return { child, machine, exited, stderr: () => stderr };
+    const machine = remoteMachine(socket, { token: await readToken(line.tokenFile), reconnect: { giveUpAfterMs: 300 } });
+    return { child, machine, exited, stderr: () => stderr };
+  })();
+  ready.catch(() => undefined);
+  return { child, exited, ready };
+}
+
+/** Starts a daemon serving `dataDir` on `<dataDir>/../daemon.sock` and connects to it. */
+export function startDaemonProcess(dataDir: string, options: { readonly main?: string } = {}): Promise<RunningDaemon> {
+  return launchDaemonProcess(dataDir, options).ready;
 }
 
 /** SIGKILLs the daemon and waits until it is gone. */

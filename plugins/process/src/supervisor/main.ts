@@ -14,6 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findSurvivors, signalGroup, signalPids } from '../processTree.js';
@@ -108,6 +109,7 @@ const stops: Array<{ signal: string; reason: 'timeout' | 'cancel' }> = [];
 let survivorsLeft: number[] = [];
 let stopping: Promise<void> | null = null;
 const writeIds = new Map<string, Promise<number>>();
+let cancelTimeout: () => void = () => undefined;
 
 const server = createServer((socket) => accept(socket));
 server.listen(socketPath, () => {
@@ -230,7 +232,7 @@ function handle(socket: Socket, frame: Frame): void {
       if (command && !exitInfo) safely(() => command!.resize(Number(h['cols']), Number(h['rows'])));
       return;
     case 'release':
-      release();
+      release(h['reuse'] === true);
       return;
     default:
       return;
@@ -312,7 +314,7 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
       command = cmd;
       childStartTime = processStartTime(cmd.pid);
       saveRecord();
-      if (spec.timeoutMs !== undefined) afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
+      if (spec.timeoutMs !== undefined) cancelTimeout = afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
       socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
       flush();
     },
@@ -459,15 +461,17 @@ function stop(reason: 'timeout' | 'cancel', graceMs: number): Promise<void> {
 /** Longest delay `setTimeout` takes (2^31 - 1 ms); a longer one is chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Runs `action` once `ms` have passed, for any `ms` (a timeout of weeks). */
-function afterMs(ms: number, action: () => void): void {
+/** Runs `action` once `ms` have passed, for any `ms` (a timeout of weeks); returns a cancel. */
+function afterMs(ms: number, action: () => void): () => void {
   const deadline = Date.now() + ms;
+  let timer: NodeJS.Timeout | undefined;
   const arm = (): void => {
     const left = deadline - Date.now();
     if (left <= 0) return action();
-    setTimeout(arm, Math.min(left, MAX_TIMER_MS)).unref();
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS)).unref();
   };
   arm();
+  return () => clearTimeout(timer);
 }
 
 function delay(ms: number): Promise<void> {
@@ -652,10 +656,50 @@ function updatePause(): void {
   }
 }
 
-function release(): void {
-  // The daemon recorded the end. Anything of the command still running is an orphan: end it.
+/**
+ * The daemon recorded the end. With `reuse` (and the command fully done) the supervisor forgets
+ * the execution and becomes idle again, for the daemon's next spawn: starting a supervisor costs
+ * a Node start, reusing one costs nothing. Otherwise it leaves.
+ */
+function release(reuse: boolean): void {
+  // Anything of the command still running is an orphan: end it.
   if (command && !exitInfo) safely(() => signalGroup(command!.pid, 'SIGKILL'));
   if (spool) safely(() => closeSync(spool!.fd));
-  conn?.end();
-  cleanupAndExit();
+  if (!reuse || !exitFinal || !outputEnded || !conn) {
+    conn?.end();
+    cleanupAndExit();
+  }
+  for (const path of [files?.spool, files?.record]) if (path) safely(() => unlinkSync(path));
+  const idlePath = join(dir, `w-${randomBytes(8).toString('hex')}.sock`);
+  try {
+    renameSync(socketPath, idlePath);
+    socketPath = idlePath;
+  } catch {
+    conn.end();
+    cleanupAndExit();
+  }
+  cancelTimeout();
+  cancelTimeout = () => undefined;
+  execId = null;
+  request = null;
+  files = null;
+  command = null;
+  childStartTime = null;
+  produced = 0;
+  acked = 0;
+  sent = 0;
+  mem = [];
+  spool = null;
+  pendingDrop = 0;
+  pendingDropOff = 0;
+  paused = false;
+  outputEnded = false;
+  exitInfo = null;
+  exitFinal = false;
+  exitSentTo = null;
+  stops.length = 0;
+  survivorsLeft = [];
+  stopping = null;
+  writeIds.clear();
+  conn.write(encodeFrame({ t: 'idle' }));
 }

@@ -71,6 +71,11 @@ class Link {
     else this.#queue.push(frame);
   }
 
+  /** Frames are queued again until the next `handle` (a supervisor between two executions). */
+  unhandle(): void {
+    this.#handler = undefined;
+  }
+
   /** Hands every frame (those queued first) to `handler` from now on. */
   handle(handler: (frame: Frame) => void): void {
     this.#handler = handler;
@@ -126,13 +131,17 @@ class Link {
 export class SupervisedProcessBackend implements ProcessBackend {
   readonly #base: ChildProcessBackend;
   readonly #options: SupervisorOptions;
-  readonly #warm: Array<Promise<Link>> = [];
+  /** Supervisors started and idle (LIFO), and ones being started (nobody has claimed them yet). */
+  readonly #idle: Link[] = [];
+  readonly #starting: Array<{ claimed: boolean; readonly link: Promise<Link> }> = [];
   #log: number | undefined;
   #closed = false;
 
   constructor(base: ChildProcessBackend, options: SupervisorOptions) {
     this.#base = base;
     this.#options = options;
+    // The first spawn should not wait for a Node start: begin while the daemon opens its store.
+    this.#refill();
   }
 
   async spawn(spec: ProcessSpec): Promise<RunningProcess> {
@@ -168,6 +177,7 @@ export class SupervisedProcessBackend implements ProcessBackend {
     }
     const record = readRecord(paths(this.#options.dir, prepared.id).record);
     return new SupervisedProcess(link, {
+      reuse: (idle) => this.#giveBack(idle),
       execId: prepared.id,
       pid: Number(h['pid']),
       record,
@@ -233,6 +243,7 @@ export class SupervisedProcessBackend implements ProcessBackend {
       const child = record.child;
       return {
         process: new SupervisedProcess(link, {
+          reuse: (idle) => this.#giveBack(idle),
           execId: request.id,
           pid: child.pid,
           record,
@@ -249,8 +260,8 @@ export class SupervisedProcessBackend implements ProcessBackend {
 
   async close(): Promise<void> {
     this.#closed = true;
-    const idle = this.#warm.splice(0);
-    for (const pending of idle) void pending.then((link) => link.close()).catch(() => undefined);
+    for (const link of this.#idle.splice(0)) link.close();
+    for (const pending of this.#starting.splice(0)) void pending.link.then((link) => link.close()).catch(() => undefined);
     if (this.#log !== undefined) closeSync(this.#log);
     this.#log = undefined;
   }
@@ -260,23 +271,58 @@ export class SupervisedProcessBackend implements ProcessBackend {
     return this.#options.dir;
   }
 
+  /** An idle supervisor: one kept, else the one starting soonest, else a new one. */
   async #take(): Promise<Link> {
     let link: Link | undefined;
-    while (!link && this.#warm.length > 0) {
-      link = await this.#warm.shift()!.catch(() => undefined);
-      if (link?.socket.destroyed) link = undefined;
+    while (!link) {
+      const idle = this.#idle.pop();
+      if (idle) {
+        if (!idle.socket.destroyed) link = idle;
+        continue;
+      }
+      const starting = this.#starting.shift();
+      if (!starting) break;
+      starting.claimed = true;
+      const started = await starting.link.catch(() => undefined);
+      if (started && !started.socket.destroyed) link = started;
     }
     link ??= await this.#launch();
+    link.socket.ref();
     this.#refill();
     return link;
   }
 
   #refill(): void {
-    while (!this.#closed && this.#warm.length < this.#options.warm) {
-      const pending = this.#launch();
-      pending.catch(() => undefined);
-      this.#warm.push(pending);
+    while (!this.#closed && this.#idle.length + this.#starting.length < this.#options.warm) {
+      const entry = { claimed: false, link: this.#launch() };
+      this.#starting.push(entry);
+      entry.link.then(
+        (link) => {
+          const at = this.#starting.indexOf(entry);
+          if (at !== -1) this.#starting.splice(at, 1);
+          if (!entry.claimed) this.#keep(link);
+        },
+        () => {
+          const at = this.#starting.indexOf(entry);
+          if (at !== -1) this.#starting.splice(at, 1);
+        },
+      );
     }
+  }
+
+  /** A supervisor whose execution is recorded and which is idle again. */
+  #giveBack(link: Link): void {
+    // A few more than `warm` are kept: a burst of short executions then needs no new ones.
+    if (!this.#closed && this.#idle.length < this.#options.warm + 2) this.#keep(link);
+    else link.close();
+  }
+
+  #keep(link: Link): void {
+    if (this.#closed || link.socket.destroyed) return link.close();
+    // Idle, a supervisor does not keep this process alive; its connection's end makes it leave.
+    link.unhandle();
+    link.socket.unref();
+    this.#idle.push(link);
   }
 
   /** Starts a supervisor in a session of its own and greets it. */
@@ -298,7 +344,6 @@ export class SupervisedProcessBackend implements ProcessBackend {
     link.socket.unref();
     link.send({ t: 'hello' });
     await link.next(['hello'], HELLO_TIMEOUT_MS);
-    link.socket.ref();
     return link;
   }
 }
@@ -390,6 +435,8 @@ function removeFiles(files: ReturnType<typeof paths>): void {
 }
 
 interface SupervisedOptions {
+  /** Takes the supervisor back once it is idle again (after `release`). */
+  readonly reuse: (link: Link) => void;
   readonly execId: string;
   readonly pid: number;
   readonly record: SupervisorRecord | undefined;
@@ -597,8 +644,13 @@ class SupervisedProcess implements RunningProcess {
 
   release(): void {
     this.#detaching = true;
-    this.#link.send({ t: 'release' });
-    this.#link.socket.end();
+    const link = this.#link;
+    link.socket.resume();
+    link.send({ t: 'release', reuse: true });
+    link.next(['idle'], HELLO_TIMEOUT_MS).then(
+      () => this.#options.reuse(link),
+      () => link.close(),
+    );
   }
 
   async detach(): Promise<void> {
