@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findSurvivors, signalGroup, signalPids } from '../processTree.js';
 import { RECORD_VERSION, paths, processStartTime, writeRecord, type ExitInfo, type SupervisorRecord } from './records.js';
-import { FrameReader, STREAMS, encodeFrame, type Frame } from './wire.js';
+import { FrameReader, STREAMS, encodeFrame, writeFrame, type Frame } from './wire.js';
 
 /** Bytes sent to the daemon and not yet recorded by it, before the command's output is paused. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
@@ -313,16 +313,20 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
     (cmd) => {
       command = cmd;
       childStartTime = processStartTime(cmd.pid);
+      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
       saveRecord();
       if (spec.timeoutMs !== undefined) cancelTimeout = afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
-      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
       flush();
     },
     (error) => fail(error),
   );
 }
 
-function saveRecord(): void {
+/**
+ * Writes the record (atomically: temp file and rename). Durable (fsync) when asked: the record
+ * only has to outlive processes, which the page cache does; after a reboot nothing it names runs.
+ */
+function saveRecord(durable = false): void {
   const record: SupervisorRecord = {
     version: RECORD_VERSION,
     execId: execId!,
@@ -331,7 +335,7 @@ function saveRecord(): void {
     socket: socketPath,
     ...(exitInfo ? { exit: exitInfo } : {}),
   };
-  writeRecord(files!.record, record);
+  writeRecord(files!.record, record, durable);
 }
 
 function startPipes(spec: SpawnRequest): Promise<Command> {
@@ -419,12 +423,14 @@ function onExit(exitCode: number | null, signal: string | null): void {
     await stopping;
     exitInfo = { exitCode, signal, stops, survivors: survivorsLeft, endedAt: exitInfo!.endedAt };
     exitFinal = true;
+    // The attached daemon hears of the exit first; the record keeps it for one that is not (yet)
+    // attached, and is made durable (fsync) only then: a daemon attached records it itself.
+    flush();
     try {
-      saveRecord();
+      saveRecord(conn === null);
     } catch (error) {
       process.stderr.write(`cannot write the exit record: ${(error as Error).message}\n`);
     }
-    flush();
   })();
 }
 
@@ -633,7 +639,7 @@ function flush(): void {
     if (item.kind === DROP) {
       socket.write(encodeFrame({ t: 'dropped', off: item.off, bytes: item.dropped, limitBytes: request!.spoolLimitBytes }));
     } else {
-      socket.write(encodeFrame({ t: 'out', off: item.off, s: STREAMS[item.kind] }, item.data));
+      writeFrame(socket, { t: 'out', off: item.off, s: STREAMS[item.kind] }, item.data);
     }
     sent = item.off + lengthOf(item);
   }

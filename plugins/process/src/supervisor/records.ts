@@ -36,13 +36,13 @@ export function paths(dir: string, execId: string): { record: string; spool: str
   return { record: join(dir, `${name}.json`), spool: join(dir, `${name}.spool`), socket: join(dir, `${name}.sock`) };
 }
 
-/** Writes the record atomically and durably (temp file, fsync, rename). */
-export function writeRecord(path: string, record: SupervisorRecord): void {
+/** Writes the record atomically (temp file, rename), and with `durable` fsynced first. */
+export function writeRecord(path: string, record: SupervisorRecord, durable = true): void {
   const temp = `${path}.${process.pid}.tmp`;
   const fd = openSync(temp, 'w', 0o600);
   try {
     writeSync(fd, JSON.stringify(record));
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

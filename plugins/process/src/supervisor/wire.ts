@@ -19,6 +19,18 @@ export function encodeFrame(header: { readonly t: string } & Record<string, unkn
   return size > 0 ? Buffer.concat([head, json, payload!]) : Buffer.concat([head, json]);
 }
 
+/** Writes a frame without copying the payload into it (two writes, one syscall when corked). */
+export function writeFrame(socket: { cork(): void; uncork(): void; write(data: Uint8Array): boolean }, header: { readonly t: string } & Record<string, unknown>, payload: Uint8Array): void {
+  const json = Buffer.from(JSON.stringify(header));
+  const head = Buffer.allocUnsafe(8);
+  head.writeUInt32BE(4 + json.byteLength + payload.byteLength, 0);
+  head.writeUInt32BE(json.byteLength, 4);
+  socket.cork();
+  socket.write(Buffer.concat([head, json]));
+  socket.write(payload);
+  socket.uncork();
+}
+
 /** Cuts a byte stream into frames; a malformed or oversized frame is an error (the peer is dropped). */
 export class FrameReader {
   #pending: Buffer[] = [];
@@ -29,6 +41,8 @@ export class FrameReader {
     this.#pending.push(data);
     this.#pendingBytes += data.byteLength;
     const frames: Frame[] = [];
+    // A large frame arrives in many reads: join them only once it is complete.
+    if (this.#pending.length > 1 && this.#pendingBytes < this.#needed()) return frames;
     let buffer = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     let at = 0;
     while (buffer.byteLength - at >= 4) {
@@ -46,6 +60,15 @@ export class FrameReader {
     this.#pending = buffer.byteLength > 0 ? [buffer] : [];
     this.#pendingBytes = buffer.byteLength;
     return frames;
+  }
+
+  /** Bytes the first pending frame needs in all (4 while its length is not known yet). */
+  #needed(): number {
+    const first = this.#pending[0]!;
+    if (first.byteLength < 4) return 4;
+    const length = first.readUInt32BE(0);
+    if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+    return 4 + length;
   }
 }
 
