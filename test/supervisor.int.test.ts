@@ -1,7 +1,7 @@
 // Executions outlive the daemon: a real daemon process (LevelDB store, the process plugin's
 // supervisors) SIGKILLed while executions stream through pipes and a PTY, started again on the
 // same data dir. Run `npm run build` first (the daemon and the supervisors run from dist/).
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -19,8 +19,8 @@ async function newRoot(): Promise<{ root: string; dataDir: string; hashes: strin
   return { root, dataDir: join(root, 'data'), hashes: root };
 }
 
-async function daemon(dataDir: string): Promise<RunningDaemon> {
-  const d = await startDaemonProcess(dataDir);
+async function daemon(dataDir: string, main?: string): Promise<RunningDaemon> {
+  const d = await startDaemonProcess(dataDir, { main });
   daemons.push(d);
   return d;
 }
@@ -41,6 +41,25 @@ afterAll(async () => {
   for (const root of roots) for (const pid of supervisorsUnder(root)) process.kill(pid, 'SIGKILL');
   await Promise.all(roots.map((root) => rm(root, { recursive: true, force: true })));
 });
+
+/**
+ * A copy of the built daemon whose version string differs (a newer build): core, the store, the
+ * ws transport and the process plugin copied under the repository's node_modules (so that their
+ * own dependencies resolve as usual), core's VERSION rewritten. Returns its daemonMain.js.
+ */
+async function newerBuild(version: string): Promise<string> {
+  const repo = join(import.meta.dirname, '..');
+  const base = await mkdtemp(join(repo, 'node_modules', '.tether-newer-'));
+  roots.push(base);
+  for (const [name, dir] of [['core', 'packages/core'], ['store-level', 'packages/store-level'], ['transport-ws', 'packages/transport-ws'], ['plugin-process', 'plugins/process']]) {
+    const to = join(base, 'node_modules', '@tether', name!);
+    await cp(join(repo, dir!, 'package.json'), join(to, 'package.json'));
+    await cp(join(repo, dir!, 'dist'), join(to, 'dist'), { recursive: true });
+  }
+  const versionFile = join(base, 'node_modules', '@tether', 'core', 'dist', 'version.js');
+  await writeFile(versionFile, (await readFile(versionFile, 'utf8')).replace(/VERSION = '[^']*'/, `VERSION = '${version}'`));
+  return join(base, 'node_modules', '@tether', 'transport-ws', 'dist', 'daemonMain.js');
+}
 
 /** Stops the daemon gracefully (SIGTERM: executions, if any ran, would be left running). */
 async function stopDaemon(d: RunningDaemon): Promise<void> {
@@ -164,6 +183,33 @@ describe('executions under supervisors across daemon deaths', () => {
     const cancelled = await d.machine.exec.cancel(tree.id, { graceMs: 500 });
     expect(cancelled.state).toMatchObject({ endReason: 'cancelled' });
     expect(processesOf(tree.id)).toEqual([]);
+    await stopDaemon(d);
+    await eventually(() => supervisorsUnder(root).length === 0, 10_000, 'the supervisors left');
+  });
+
+  it('daemon stop (SIGTERM) and a start of a build whose version string differs: executions keep running and end with their real exit codes', async () => {
+    const { root, dataDir } = await newRoot();
+    const newer = await newerBuild('0.1.1-newer');
+    let d = await daemon(dataDir);
+    expect((await d.machine.info()).version).toBe('0.1.0');
+    const go = join(root, 'go');
+    const waiting = await d.machine.exec.start({ command: `echo waiting; while [ ! -e ${go} ]; do sleep 0.01; done; echo done; exit 12` });
+    const piped = await d.machine.exec.start({ command: 'cat; exit 13', stdin: true });
+    started.push(waiting.id, piped.id);
+    await eventually(async () => (await d.machine.exec.logs(waiting.id)).lines.length > 0, 10_000, 'it runs');
+    await stopDaemon(d);
+    expect(processesOf(waiting.id).length).toBeGreaterThan(0);
+
+    d = await daemon(dataDir, newer);
+    expect((await d.machine.info()).version).toBe('0.1.1-newer');
+    expect(await d.machine.exec.get(waiting.id)).toMatchObject({ status: 'running' });
+    await writeFile(go, '');
+    await d.machine.exec.write(piped.id, 'through the newer daemon\n', { eof: true });
+    expect(await d.machine.exec.wait(waiting.id)).toMatchObject({ endReason: 'exited', exitCode: 12 });
+    expect(await d.machine.exec.wait(piped.id)).toMatchObject({ endReason: 'exited', exitCode: 13 });
+    expect((await d.machine.exec.logs(waiting.id)).lines.map((l) => l.line)).toEqual(['waiting', 'done']);
+    expect((await d.machine.exec.logs(piped.id)).lines.map((l) => l.line)).toEqual(['through the newer daemon']);
+    for (const id of [waiting.id, piped.id]) expect(streamProblems(await eventsOf(d.machine, id))).toEqual([]);
     await stopDaemon(d);
     await eventually(() => supervisorsUnder(root).length === 0, 10_000, 'the supervisors left');
   });
