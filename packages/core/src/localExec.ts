@@ -36,6 +36,8 @@ interface ActiveExecution {
   stdinOpen: boolean;
   /** writeId → bytes accepted, for de-duplicating retried writes. */
   readonly writeIds: Map<string, Promise<number>>;
+  /** Writes under way: the end is recorded after them (a write can make the process exit). */
+  readonly writes: Set<Promise<unknown>>;
   /** Set while a cancel/timeout escalation runs. */
   stopping?: Promise<void>;
   /** A stop asked for before the process existed (while spawning); applied once it does. */
@@ -111,7 +113,7 @@ export class LocalExec implements ExecApi {
       if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
       throw error;
     }
-    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), writes: new Set(), survivors: [], gate: new AbortController() };
     this.#active.set(id, active);
     if (spec.gpuGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
@@ -171,6 +173,7 @@ export class LocalExec implements ExecApi {
       await outputDone;
       active.timeout?.clear();
       await active.stopping;
+      await Promise.allSettled([...active.writes]);
       await this.#finish(active, ...terminalEvents(exit, active.survivors));
       proc.release?.();
     })().catch(() => undefined); // only a closing store fails here; a restart re-attaches or marks the execution lost
@@ -363,6 +366,11 @@ export class LocalExec implements ExecApi {
       return bytes.byteLength;
     })();
     if (writeId !== undefined) active.writeIds.set(writeId, done);
+    active.writes.add(done);
+    void done.then(
+      () => active.writes.delete(done),
+      () => active.writes.delete(done),
+    );
     return { bytes: await done };
   }
 
@@ -453,6 +461,7 @@ export class LocalExec implements ExecApi {
         spec: state.spec,
         stdinOpen: state.spec.stdin && !state.stdinClosed,
         writeIds: new Map(),
+        writes: new Set(),
         survivors: [],
         gate: new AbortController(),
         process: proc,

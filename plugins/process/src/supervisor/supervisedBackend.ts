@@ -611,7 +611,11 @@ class SupervisedProcess implements RunningProcess {
   }
 
   async closeStdin(): Promise<void> {
-    await this.#request({ t: 'write', eof: true });
+    // A process that has ended has no stdin left to close (as with a direct child).
+    if (this.#ended) return;
+    await this.#request({ t: 'write', eof: true }).catch((error: unknown) => {
+      if (!this.#ended) throw error;
+    });
   }
 
   async #request(header: { readonly t: string } & Record<string, unknown>, payload?: Uint8Array): Promise<Frame['header']> {
