@@ -5,7 +5,7 @@
 // nothing tether started is left running. `TETHER_FAULT_ROUNDS` sets the rounds (default 100);
 // bench/supervisor.soak.mjs runs many more. Run `npm run build` first.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,23 @@ interface Expected {
   readonly file?: string;
   /** trickle and pty: the lines. */
   readonly lines?: string[];
+}
+
+/** The TETHER_EXEC_ID of every live process that has one. */
+function ourExecutionsInProc(): Set<string> {
+  const ids = new Set<string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
+      const entry = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').find((e) => e.startsWith('TETHER_EXEC_ID='));
+      if (entry) ids.add(entry.slice('TETHER_EXEC_ID='.length));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return ids;
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -137,6 +154,14 @@ async function runLane(seed: number, count: number): Promise<{ problems: string[
   } while (cursor);
 
   const problems: string[] = [];
+  // What the store says runs is what /proc shows: nothing of a finished execution is left, and
+  // every process of an execution belongs to one that is running.
+  for (const state of states) {
+    const pids = processesOf(state.id);
+    if (state.status === 'finished' && pids.length > 0) problems.push(`${state.id}: finished, but ${pids.join(',')} still run`);
+  }
+  const running = new Set(states.filter((s) => s.status !== 'finished').map((s) => s.id));
+  for (const id of ourExecutionsInProc()) if (!running.has(id) && states.some((s) => s.id === id)) problems.push(`${id}: in /proc but not running`);
   let ran = 0;
   for (const listed of states) {
     const state = await d.machine.exec.wait(listed.id);
