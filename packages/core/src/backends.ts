@@ -1,6 +1,6 @@
 import type { InjectionToken } from 'tsyringe';
 import type { Observable } from 'rxjs';
-import type { GpuGateOptions, OutputStream } from './events.js';
+import type { BackendOptions, BackendRef, GpuGateOptions, OutputStream } from './events.js';
 
 // ---------------------------------------------------------------------------------------------
 // Process backend
@@ -20,6 +20,14 @@ export interface ProcessSpec {
   readonly tty?: { readonly cols: number; readonly rows: number };
   /** Keep stdin open for writes; otherwise it is closed (EOF) at once. */
   readonly stdin: boolean;
+  /**
+   * The execution's timeout. The machine enforces it itself (TERM, grace, KILL from when the
+   * process started running); a backend with its own limits (a batch system) may pass it on.
+   */
+  readonly timeoutMs?: number;
+  readonly killGraceMs?: number;
+  /** The spec's `backendOptions`, for the backend to validate (reject unknown or bad ones with `INVALID_ARGUMENT`). */
+  readonly backendOptions?: BackendOptions;
 }
 
 export interface OutputChunk {
@@ -32,11 +40,29 @@ export interface ProcessExit {
   readonly exitCode: number | null;
   /** Signal name (`SIGTERM`) if a signal ended it. */
   readonly signal: string | null;
+  /** The backend stopped it on its own (a scheduler's time limit, an administrator's cancel). */
+  readonly stopReason?: 'cancel' | 'timeout';
+  /** Set when the backend lost it (a node failed, a job was preempted): recorded as `ExecutionLost` with this reason. */
+  readonly lost?: string;
 }
 
-/** A started process, leader of its own process group. */
+/**
+ * While a scheduling backend holds a submitted execution before it runs: why it waits and
+ * the backend's handle for it.
+ */
+export interface QueueUpdate {
+  readonly reason: string | null;
+  readonly ref?: BackendRef;
+}
+
+/**
+ * A started process, leader of its own process group — or, for a scheduling backend, a
+ * submitted job: then `ref` names it, `queue$` reports why it waits and `running` resolves
+ * once it runs (output, the timeout and `survivors` only matter from then on).
+ */
 export interface RunningProcess {
-  readonly pid: number;
+  /** null where the process does not run on this machine (a batch job on a cluster node). */
+  readonly pid: number | null;
   /** The process group (equal to `pid` where the platform has groups), or null. */
   readonly pgid: number | null;
   /**
@@ -61,14 +87,35 @@ export interface RunningProcess {
   survivors(): Promise<number[]>;
   /** Send a signal to the given pids (the survivors left after the group is gone). */
   signalPids(pids: readonly number[], signal: string): void;
+  /** The backend's handle (a job id), recorded durably before `spawn`'s caller is answered. */
+  readonly ref?: BackendRef;
+  /** Queue updates while it waits to run (each is recorded as `ExecutionQueued`); completes when it runs or ends. */
+  readonly queue$?: Observable<QueueUpdate>;
+  /**
+   * For a backend that queues: resolves when it runs, with more of its handle (the nodes);
+   * never resolves if it ends without running (then `exit` resolves). Absent: running at once.
+   */
+  readonly running?: Promise<BackendRef | undefined>;
 }
 
 export interface ProcessBackend {
+  /**
+   * The name an execution's `spec.backend` selects it by. Default `process`. A machine has one
+   * default backend; the others are chosen per execution.
+   */
+  readonly name?: string;
   /**
    * Start a process. Rejects with a TetherError: `CWD_NOT_FOUND`, or `SPAWN_FAILED` with
    * `details.errno` (`ENOENT`, `EACCES`, `E2BIG`…).
    */
   spawn(spec: ProcessSpec): Promise<RunningProcess>;
+  /**
+   * Find an execution a previous run of the machine started (after a daemon restart), by the
+   * handle it recorded, and continue it: output is produced from `resume` (bytes already
+   * recorded per stream) on. Resolves null when it cannot be found (then it is recorded lost).
+   * Backends without it have their interrupted executions recorded lost.
+   */
+  reattach?(spec: ProcessSpec, ref: BackendRef, resume: { readonly stdout: number; readonly stderr: number }): Promise<RunningProcess | null>;
 }
 export const ProcessBackend: InjectionToken<ProcessBackend> = Symbol.for('tether.ProcessBackend');
 

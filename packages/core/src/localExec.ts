@@ -1,5 +1,5 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessSpec, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
@@ -21,7 +21,10 @@ import { parseInput } from './validate.js';
 
 export interface LocalExecOptions {
   readonly store: EventStore;
+  /** The default process backend (for executions whose spec names none). */
   readonly process?: ProcessBackend;
+  /** Backends an execution can choose by `spec.backend`, by name (the default may be among them). */
+  readonly processBackends?: ReadonlyMap<string, ProcessBackend>;
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
   readonly outputHighWaterBytes?: number;
@@ -52,6 +55,8 @@ const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_TAIL_BYTES = 2000;
 const DEFAULT_MAX_LINES = 10_000;
 const DEFAULT_CANCEL_GRACE_MS = 3000;
+/** The name of a ProcessBackend that declares none. */
+const DEFAULT_BACKEND = 'process';
 /** How long to wait for a killed group to disappear before reporting survivors. */
 const VERIFY_GONE_MS = 2000;
 
@@ -63,6 +68,7 @@ const VERIFY_GONE_MS = 2000;
 export class LocalExec implements ExecApi {
   readonly #store: EventStore;
   readonly #process: ProcessBackend | undefined;
+  readonly #backends: ReadonlyMap<string, ProcessBackend>;
   readonly #gpu: GpuProbe | undefined;
   readonly #highWater: number;
   readonly #active = new Map<string, ActiveExecution>();
@@ -71,6 +77,7 @@ export class LocalExec implements ExecApi {
   constructor(options: LocalExecOptions) {
     this.#store = options.store;
     this.#process = options.process;
+    this.#backends = options.processBackends ?? new Map();
     this.#gpu = options.gpu;
     this.#highWater = options.outputHighWaterBytes ?? DEFAULT_HIGH_WATER;
   }
@@ -92,14 +99,33 @@ export class LocalExec implements ExecApi {
     return started;
   }
 
-  async #start(id: string, spec: ExecutionSpec): Promise<ExecutionState> {
-    const existing = await this.#store.state(id);
-    if (existing) return existing;
-    if (!this.#process) {
-      throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
-        backend: 'process',
+  /** The backend a spec runs on: the one it names, or the default. Fails with BACKEND_UNAVAILABLE. */
+  #backendFor(spec: ExecutionSpec): { name: string; backend: ProcessBackend } {
+    if (spec.backend === undefined || spec.backend === (this.#process?.name ?? DEFAULT_BACKEND)) {
+      if (this.#process) return { name: this.#process.name ?? DEFAULT_BACKEND, backend: this.#process };
+      if (spec.backend === undefined) {
+        throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
+          backend: 'process',
+        });
+      }
+    }
+    const named = spec.backend === undefined ? undefined : this.#backends.get(spec.backend);
+    if (!named) {
+      throw new TetherError('BACKEND_UNAVAILABLE', `this machine has no process backend named "${spec.backend}"`, {
+        backend: spec.backend,
+        known: [...new Set([...(this.#process ? [this.#process.name ?? DEFAULT_BACKEND] : []), ...this.#backends.keys()])],
       });
     }
+    return { name: spec.backend!, backend: named };
+  }
+
+  async #start(id: string, requested: ExecutionSpec): Promise<ExecutionState> {
+    const existing = await this.#store.state(id);
+    if (existing) return existing;
+    const { name } = this.#backendFor(requested);
+    // The record says which backend ran it (absent means the default `process`), so a restarted
+    // machine with another default still finds it.
+    const spec = name === DEFAULT_BACKEND || requested.backend === name ? requested : { ...requested, backend: name };
     if (spec.gpuGate && !this.#gpu) {
       throw new TetherError('BACKEND_UNAVAILABLE', 'a GPU gate needs a GPU probe: load @tether/plugin-gpu-nvidia', { backend: 'gpu' });
     }
@@ -137,32 +163,56 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
     let proc: RunningProcess;
     try {
-      proc = await this.#process!.spawn({
-        id,
-        argv,
-        cwd: spec.cwd,
-        env: spec.env,
-        envMode: spec.envMode,
-        tty: spec.tty,
-        stdin: spec.stdin,
-      });
+      proc = await this.#backendFor(spec).backend.spawn(processSpec(id, spec));
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
       return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
     }
+    await this.#track(active, proc, 'new');
+    return this.get(id);
+  }
+
+  /**
+   * Records what a process does from here on: queue updates, the start, output, the end.
+   * `from` says what its stream already holds (a re-attached one is `queued` or `running`).
+   * Resolves once its first event (ExecutionQueued or ExecutionStarted) is stored.
+   */
+  #track(active: ActiveExecution, proc: RunningProcess, from: 'new' | 'queued' | 'running'): Promise<unknown> {
+    const { id, spec } = active;
     active.process = proc;
     // Append calls are applied in call order, so output recorded below always follows Started.
-    const startedAppend = this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined } }]);
-    const outputDone = this.#recordOutput(active, proc);
+    const started = (ref: RunningProcess['ref']) =>
+      this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
+    let first: Promise<unknown> = Promise.resolve();
+    let ran: Promise<boolean> = Promise.resolve(true);
+    if (proc.running) {
+      if (from === 'new') first = this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
+      proc.queue$?.subscribe({
+        next: (update) => void this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
+        error: () => undefined,
+      });
+      // A backend that queues resolves `running` before `exit` when the job ran at all.
+      ran = Promise.race([
+        proc.running.then(async (ref) => {
+          if (from !== 'running') await started(ref);
+          return true;
+        }),
+        proc.exit.then(() => false),
+      ]);
+    } else if (from === 'new') {
+      first = started(proc.ref);
+    }
+    const outputDone = ran.then((yes) => (yes ? this.#recordOutput(active, proc) : undefined));
     if (active.pendingStop) {
       const { reason, signal, graceMs } = active.pendingStop;
       void this.#stop(active, reason, signal, graceMs);
     }
     if (spec.timeoutMs !== undefined) {
-      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+      void ran.then((yes) => {
+        if (yes && !active.exited) active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+      });
     }
     void (async () => {
       const exit = await proc.exit;
@@ -170,13 +220,17 @@ export class LocalExec implements ExecApi {
       await outputDone;
       if (active.timeout) clearTimeout(active.timeout);
       await active.stopping;
-      await this.#finish(active, {
-        type: 'ExecutionExited',
-        data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors },
-      });
+      await this.#finish(
+        active,
+        exit.lost !== undefined
+          ? { type: 'ExecutionLost', data: { reason: exit.lost } }
+          : {
+              type: 'ExecutionExited',
+              data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}) },
+            },
+      );
     })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
-    await startedAppend;
-    return this.get(id);
+    return first;
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -390,8 +444,9 @@ export class LocalExec implements ExecApi {
   }
 
   /**
-   * Marks executions that a previous run of this machine left running or queued as lost: their
-   * processes are not ours to re-attach. Call once at start, before serving.
+   * Marks executions that a previous run of this machine left running or queued as lost — unless
+   * their backend can re-attach to them (a batch job the scheduler kept), which then continue.
+   * Call once at start, before serving.
    */
   async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
     const lost: string[] = [];
@@ -401,6 +456,7 @@ export class LocalExec implements ExecApi {
         const page = await this.#store.list({ status, limit: 500, cursor });
         for (const state of page.items) {
           if (this.#active.has(state.id)) continue;
+          if (await this.#reattach(state)) continue;
           await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
           lost.push(state.id);
         }
@@ -408,6 +464,29 @@ export class LocalExec implements ExecApi {
       } while (cursor);
     }
     return lost;
+  }
+
+  /** Continues an interrupted execution through its backend's `reattach`, if it has one and finds it. */
+  async #reattach(state: ExecutionState): Promise<boolean> {
+    if (!state.spec || !state.backendRef) return false;
+    let backend: ProcessBackend;
+    try {
+      backend = this.#backendFor(state.spec).backend;
+    } catch {
+      return false;
+    }
+    if (!backend.reattach) return false;
+    let proc: RunningProcess | null;
+    try {
+      proc = await backend.reattach(processSpec(state.id, state.spec), state.backendRef, { stdout: state.bytes.stdout, stderr: state.bytes.stderr });
+    } catch {
+      proc = null;
+    }
+    if (!proc) return false;
+    const active: ActiveExecution = { id: state.id, spec: state.spec, stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    this.#active.set(state.id, active);
+    await this.#track(active, proc, state.status === 'running' ? 'running' : 'queued');
+    return true;
   }
 
   /** Cancels every active execution (used when the machine shuts down). */
@@ -428,6 +507,23 @@ export class LocalExec implements ExecApi {
     }
     return active;
   }
+}
+
+/** What a backend is asked to start for a spec. */
+function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
+  const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+  return {
+    id,
+    argv,
+    cwd: spec.cwd,
+    env: spec.env,
+    envMode: spec.envMode,
+    tty: spec.tty,
+    stdin: spec.stdin,
+    timeoutMs: spec.timeoutMs,
+    killGraceMs: spec.killGraceMs,
+    backendOptions: spec.backendOptions,
+  };
 }
 
 function delay(ms: number): Promise<void> {
