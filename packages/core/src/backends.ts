@@ -44,6 +44,11 @@ export interface ProcessExit {
   readonly stopReason?: 'cancel' | 'timeout';
   /** Set when the backend lost it (a node failed, a job was preempted): recorded as `ExecutionLost` with this reason. */
   readonly lost?: string;
+  /**
+   * Set when the backend learned only after submitting that the program could not start (a batch
+   * job whose command was not found on the node): recorded as `ExecutionFailed`.
+   */
+  readonly failed?: { readonly code: string; readonly message: string };
 }
 
 /**

@@ -224,7 +224,9 @@ export class LocalExec implements ExecApi {
         active,
         exit.lost !== undefined
           ? { type: 'ExecutionLost', data: { reason: exit.lost } }
-          : {
+          : exit.failed !== undefined
+            ? { type: 'ExecutionFailed', data: exit.failed }
+            : {
               type: 'ExecutionExited',
               data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}) },
             },
