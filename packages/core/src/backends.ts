@@ -49,6 +49,8 @@ export interface ProcessExit {
    * job whose command was not found on the node): recorded as `ExecutionFailed`.
    */
   readonly failed?: { readonly code: string; readonly message: string };
+  /** Pids of the execution the backend found still alive after it ended (recorded in `ExecutionExited`). */
+  readonly survivors?: number[];
 }
 
 /**
@@ -101,7 +103,26 @@ export interface RunningProcess {
    * never resolves if it ends without running (then `exit` resolves). Absent: running at once.
    */
   readonly running?: Promise<BackendRef | undefined>;
+  /** True when the backend enforces `spec.timeoutMs` itself (then the machine sets no timer of its own). */
+  readonly enforcesTimeout?: boolean;
 }
+
+/** An execution a previous run of the machine left running or queued, as recorded. */
+export interface ReattachRequest {
+  readonly id: string;
+  /** The pid recorded at start, null if none was (never started, or it runs elsewhere). */
+  readonly pid: number | null;
+  /** The backend's handle as recorded (`ExecutionQueued` / `ExecutionStarted`), if any. */
+  readonly ref?: BackendRef;
+  readonly spec: ProcessSpec;
+  /** Output bytes recorded in all (every stream). */
+  readonly outputOffset: number;
+  /** Output bytes recorded per stream: output continues from there. */
+  readonly resume: { readonly stdout: number; readonly stderr: number };
+}
+
+/** What a backend made of one ReattachRequest: the process, continued, or why it is lost. */
+export type ReattachResult = { readonly process: RunningProcess } | { readonly lost: string };
 
 export interface ProcessBackend {
   /**
@@ -115,12 +136,14 @@ export interface ProcessBackend {
    */
   spawn(spec: ProcessSpec): Promise<RunningProcess>;
   /**
-   * Find an execution a previous run of the machine started (after a daemon restart), by the
-   * handle it recorded, and continue it: output is produced from `resume` (bytes already
-   * recorded per stream) on. Resolves null when it cannot be found (then it is recorded lost).
-   * Backends without it have their interrupted executions recorded lost.
+   * Find the executions a previous run of the machine started (after a daemon restart) and
+   * continue them: called once at start with every interrupted execution of this backend.
+   * Output is produced from each request's `resume` on. An id missing from the answer, or
+   * answered `{ lost }`, is recorded lost. Backends without it have theirs recorded lost.
    */
-  reattach?(spec: ProcessSpec, ref: BackendRef, resume: { readonly stdout: number; readonly stderr: number }): Promise<RunningProcess | null>;
+  reattach?(requests: readonly ReattachRequest[]): Promise<Map<string, ReattachResult>>;
+  /** Release what the backend holds (pollers, connections) when the machine closes. */
+  close?(): void | Promise<void>;
 }
 export const ProcessBackend: InjectionToken<ProcessBackend> = Symbol.for('tether.ProcessBackend');
 
@@ -197,6 +220,13 @@ export interface FileSystemBackend {
   remove(path: string, options?: { readonly recursive?: boolean }): Promise<void>;
   /** Renames within the roots. `overwrite` defaults to false (`PATH_EXISTS`). */
   move(from: string, to: string, options?: { readonly overwrite?: boolean }): Promise<void>;
+  /**
+   * Creates a symbolic link at `path` whose target is `target`, stored as given (relative
+   * targets are relative to the link's directory). The link must not lead outside the roots
+   * (`PATH_OUTSIDE_ROOT`); an entry already at `path` fails with `PATH_EXISTS`. Optional: a
+   * backend without it cannot receive symlinks (sync then skips them).
+   */
+  symlink?(target: string, path: string): Promise<void>;
 }
 export const FileSystemBackend: InjectionToken<FileSystemBackend> = Symbol.for('tether.FileSystemBackend');
 

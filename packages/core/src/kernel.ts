@@ -4,7 +4,7 @@ import { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
 import { TetherError } from './errors.js';
 import { EventStore } from './eventStore.js';
 import { InMemoryEventStore } from './inMemoryEventStore.js';
-import { LocalMachine } from './localMachine.js';
+import { LocalMachine, type LocalMachineOptions } from './localMachine.js';
 import type { MachineApi } from './machine.js';
 import { loadPlugins, type PluginEntry, type PluginReport } from './plugin.js';
 import { RemoteMachine, type ReconnectOptions } from './protocol/remoteMachine.js';
@@ -20,6 +20,7 @@ export interface KernelOptions {
   /** Options for the `local` machine. */
   readonly local?: {
     readonly outputHighWaterBytes?: number;
+    readonly notifications?: LocalMachineOptions['notifications'];
     /**
      * The process backend for executions whose spec names none. Default `process` if loaded,
      * else the first loaded. Others are chosen per execution by `spec.backend`.
@@ -85,9 +86,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     filesystem: optional(FileSystemBackend),
     gpu: optional(GpuProbe),
     outputHighWaterBytes: options.local?.outputHighWaterBytes,
+    notifications: options.local?.notifications,
   });
 
-  if (options.markInterruptedLost !== false) await local.exec.markInterruptedLost();
+  if (options.markInterruptedLost !== false) {
+    await local.exec.markInterruptedLost();
+    // This process owns the store: notifications a previous run owed are delivered now.
+    void local.notifier.resume().catch(() => undefined);
+  }
 
   const configs = new Map<string, MachineConfig>();
   for (const config of options.machines ?? []) {
@@ -128,6 +134,8 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       closing ??= (async () => {
         await Promise.allSettled([...remotes.values()].map((remote) => remote.close()));
         await local.exec.shutdown();
+        await local.notifier.close();
+        await Promise.allSettled([...new Set(processBackends.values())].map((backend) => backend.close?.()));
         for (const dispose of disposers.reverse()) await dispose();
         await container.dispose();
         if (ownsStore) await store.close();

@@ -1,10 +1,11 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, ProcessSpec, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessSpec, ReattachRequest, ReattachResult, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
-import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
 import type {
   CancelOptions,
   CancelResult,
@@ -43,7 +44,7 @@ interface ActiveExecution {
   /** A stop asked for before the process existed (while spawning); applied once it does. */
   pendingStop?: { reason: Exclude<SignalReason, 'user'>; signal: NodeJS.Signals; graceMs: number };
   survivors: number[];
-  timeout?: NodeJS.Timeout;
+  timeout?: LongTimer;
   /** The process has exited: a late timeout must not turn a normal exit into `timed_out`. */
   exited?: boolean;
   readonly gate: AbortController;
@@ -209,16 +210,17 @@ export class LocalExec implements ExecApi {
       const { reason, signal, graceMs } = active.pendingStop;
       void this.#stop(active, reason, signal, graceMs);
     }
-    if (spec.timeoutMs !== undefined) {
+    if (spec.timeoutMs !== undefined && !proc.enforcesTimeout) {
+      // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
       void ran.then((yes) => {
-        if (yes && !active.exited) active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+        if (yes && !active.exited) active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs!);
       });
     }
     void (async () => {
       const exit = await proc.exit;
       active.exited = true;
       await outputDone;
-      if (active.timeout) clearTimeout(active.timeout);
+      active.timeout?.clear();
       await active.stopping;
       await this.#finish(
         active,
@@ -228,7 +230,7 @@ export class LocalExec implements ExecApi {
             ? { type: 'ExecutionFailed', data: exit.failed }
             : {
               type: 'ExecutionExited',
-              data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}) },
+              data: { exitCode: exit.exitCode, signal: exit.signal, survivors: exit.survivors ?? active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}) },
             },
       );
     })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
@@ -320,7 +322,8 @@ export class LocalExec implements ExecApi {
     const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
     if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new TetherError('INVALID_ARGUMENT', 'afterSeq must be a non-negative integer');
     if (!Number.isInteger(limit) || limit < 1) throw new TetherError('INVALID_ARGUMENT', 'limit must be a positive integer');
-    const waitMs = options.waitMs ?? 0;
+    // A long-poll may return early with no events; a wait beyond what one timer holds is cut to it.
+    const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
       await firstValueFrom(next$, { defaultValue: undefined });
@@ -339,24 +342,27 @@ export class LocalExec implements ExecApi {
     const state = await this.get(id);
     const streams = options.streams ?? ['stdout'];
     const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
-    if (tailBytes !== undefined || options.tailLines !== undefined) {
+    // A time range without a cursor is read from its end, so that a cap keeps the newest lines.
+    if (tailBytes !== undefined || options.tailLines !== undefined || (options.since !== undefined && options.afterSeq === undefined)) {
       slices = await readOutputTail(this.#store, id, {
         streams,
         bytes: tailBytes,
-        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        lines: options.tailLines ?? maxLines,
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,
-        beforeSeq: state.lastSeq + 1,
+        beforeSeq: Math.min(state.lastSeq + 1, options.beforeSeq ?? Number.POSITIVE_INFINITY),
+        maxLineBytes,
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {
       slices = await this.#readForward(id, new Set<OutputStream>(streams), options, state.lastSeq, maxLines);
     }
-    let lines = toLines(slices);
+    let lines = toLines(slices, maxLineBytes);
     const keep = Math.min(maxLines, options.tailLines ?? maxLines);
     if (lines.length > keep) lines = lines.slice(lines.length - keep);
     return { lines, lastSeq: state.lastSeq };
@@ -365,16 +371,20 @@ export class LocalExec implements ExecApi {
   async #readForward(id: string, streams: ReadonlySet<OutputStream>, options: LogsOptions, lastSeq: number, maxLines: number): Promise<OutputSlice[]> {
     const slices: OutputSlice[] = [];
     let newlines = 0;
+    let bytes = 0;
     let after = options.afterSeq ?? 0;
-    while (after < lastSeq && newlines <= maxLines) {
-      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256 });
+    // Bounded like a tail: pages of at most 1 MiB, at most the scan budget in all (what is past
+    // it is read by the next call, from the last seq returned).
+    while (after < lastSeq && newlines <= maxLines && bytes < DEFAULT_TAIL_SCAN_BYTES) {
+      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256, maxBytes: 1024 * 1024 });
       if (page.length === 0) break;
       for (const event of page) {
         if (options.since !== undefined && event.ts < options.since) continue;
         const slice = outputSlice(event, streams, options.until);
         if (!slice) continue;
         slices.push(slice);
-        for (const byte of slice.data) if (byte === 0x0a) newlines++;
+        bytes += slice.data.byteLength;
+        for (let i = slice.data.indexOf(0x0a); i !== -1; i = slice.data.indexOf(0x0a, i + 1)) newlines++;
       }
       after = page[page.length - 1]!.seq;
     }
@@ -447,48 +457,53 @@ export class LocalExec implements ExecApi {
 
   /**
    * Marks executions that a previous run of this machine left running or queued as lost — unless
-   * their backend can re-attach to them (a batch job the scheduler kept), which then continue.
+   * their backend re-attaches to them (a batch job the scheduler kept), which then continue.
+   * Each backend with `reattach` is asked once, with all of its interrupted executions.
    * Call once at start, before serving.
    */
   async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
-    const lost: string[] = [];
+    const interrupted: ExecutionState[] = [];
     for (const status of ['running', 'queued'] as const) {
       let cursor: string | undefined;
       do {
         const page = await this.#store.list({ status, limit: 500, cursor });
-        for (const state of page.items) {
-          if (this.#active.has(state.id)) continue;
-          if (await this.#reattach(state)) continue;
-          await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
-          lost.push(state.id);
-        }
+        for (const state of page.items) if (!this.#active.has(state.id)) interrupted.push(state);
         cursor = page.cursor;
       } while (cursor);
     }
-    return lost;
-  }
-
-  /** Continues an interrupted execution through its backend's `reattach`, if it has one and finds it. */
-  async #reattach(state: ExecutionState): Promise<boolean> {
-    if (!state.spec || !state.backendRef) return false;
-    let backend: ProcessBackend;
-    try {
-      backend = this.#backendFor(state.spec).backend;
-    } catch {
-      return false;
+    // Grouped by the backend that ran them; those whose backend is gone or cannot re-attach are lost.
+    const byBackend = new Map<ProcessBackend, ExecutionState[]>();
+    const lost = new Map<string, string>();
+    for (const state of interrupted) {
+      let backend: ProcessBackend | undefined;
+      try {
+        backend = state.spec ? this.#backendFor(state.spec).backend : undefined;
+      } catch {
+        backend = undefined;
+      }
+      if (!backend?.reattach) lost.set(state.id, reason);
+      else byBackend.set(backend, [...(byBackend.get(backend) ?? []), state]);
     }
-    if (!backend.reattach) return false;
-    let proc: RunningProcess | null;
-    try {
-      proc = await backend.reattach(processSpec(state.id, state.spec), state.backendRef, { stdout: state.bytes.stdout, stderr: state.bytes.stderr });
-    } catch {
-      proc = null;
+    for (const [backend, states] of byBackend) {
+      let answers: Map<string, ReattachResult>;
+      try {
+        answers = await backend.reattach!(states.map(reattachRequest));
+      } catch (error) {
+        answers = new Map(states.map((state) => [state.id, { lost: `${reason} (re-attach failed: ${describe(error)})` }]));
+      }
+      for (const state of states) {
+        const answer = answers.get(state.id);
+        if (answer && 'process' in answer) {
+          const active: ActiveExecution = { id: state.id, spec: state.spec!, stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
+          this.#active.set(state.id, active);
+          await this.#track(active, answer.process, state.status === 'running' ? 'running' : 'queued');
+        } else {
+          lost.set(state.id, answer?.lost ?? reason);
+        }
+      }
     }
-    if (!proc) return false;
-    const active: ActiveExecution = { id: state.id, spec: state.spec, stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
-    this.#active.set(state.id, active);
-    await this.#track(active, proc, state.status === 'running' ? 'running' : 'queued');
-    return true;
+    for (const [id, why] of lost) await this.#store.append(id, [{ type: 'ExecutionLost', data: { reason: why } }]);
+    return [...lost.keys()];
   }
 
   /** Cancels every active execution (used when the machine shuts down). */
@@ -513,7 +528,7 @@ export class LocalExec implements ExecApi {
 
 /** What a backend is asked to start for a spec. */
 function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
-  const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+  const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
   return {
     id,
     argv,
@@ -528,8 +543,19 @@ function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
   };
 }
 
+function reattachRequest(state: ExecutionState): ReattachRequest {
+  return {
+    id: state.id,
+    pid: state.pid,
+    ...(state.backendRef ? { ref: state.backendRef } : {}),
+    spec: processSpec(state.id, state.spec!),
+    outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty,
+    resume: { stdout: state.bytes.stdout, stderr: state.bytes.stderr },
+  };
+}
+
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => void setLongTimeout(resolve, ms).unref());
 }
 
 async function waitUntilGone(proc: RunningProcess, withinMs: number): Promise<number[]> {

@@ -19,6 +19,5 @@ export default definePlugin({
   register(ctx) {
     const backend = new SlurmBackend(ctx.config);
     ctx.provide(ProcessBackend, { useValue: backend });
-    ctx.onDispose(() => backend.close());
   },
 });

@@ -1,6 +1,6 @@
 import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { TetherError, type BackendRef, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
+import { TetherError, type ProcessBackend, type ProcessSpec, type ReattachRequest, type ReattachResult, type RunningProcess } from '@tether/core';
 import { jobScript } from './jobScript.js';
 import { JobProcess, type JobFiles } from './jobProcess.js';
 import { phaseOf } from './jobState.js';
@@ -77,21 +77,33 @@ export class SlurmBackend implements ProcessBackend {
     return new JobProcess({ jobId, execId: spec.id, files, commands: this.commands, watcher: this.#watcher, tailMs: this.#config.tailMs });
   }
 
-  async reattach(spec: ProcessSpec, ref: BackendRef, resume: { readonly stdout: number; readonly stderr: number }): Promise<RunningProcess | null> {
-    const jobId = ref['jobId'];
-    if (!jobId || !/^\d+$/.test(jobId)) return null;
-    const job = await this.#watcher.query(jobId);
-    if (!job) return null;
-    return new JobProcess({
-      jobId,
-      execId: spec.id,
-      files: this.#files(spec.id),
-      commands: this.commands,
-      watcher: this.#watcher,
-      tailMs: this.#config.tailMs,
-      resume,
-      alreadyRunning: phaseOf(job.state) !== 'queued',
-    });
+  /** Finds each job by the id recorded in its ref (`squeue`/`scontrol`) and continues its stream. */
+  async reattach(requests: readonly ReattachRequest[]): Promise<Map<string, ReattachResult>> {
+    const results = new Map<string, ReattachResult>();
+    for (const request of requests) {
+      const jobId = request.ref?.['jobId'];
+      if (!jobId || !/^\d+$/.test(jobId)) {
+        results.set(request.id, { lost: 'the daemon restarted before Slurm gave the job an id' });
+        continue;
+      }
+      const job = await this.#watcher.query(jobId).catch(() => undefined);
+      if (!job) {
+        results.set(request.id, { lost: `the daemon restarted and Slurm no longer knows job ${jobId}` });
+        continue;
+      }
+      const process = new JobProcess({
+        jobId,
+        execId: request.id,
+        files: this.#files(request.id),
+        commands: this.commands,
+        watcher: this.#watcher,
+        tailMs: this.#config.tailMs,
+        resume: request.resume,
+        alreadyRunning: phaseOf(job.state) !== 'queued',
+      });
+      results.set(request.id, { process });
+    }
+    return results;
   }
 
   close(): void {
