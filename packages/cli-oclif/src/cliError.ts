@@ -39,6 +39,8 @@ export const EXIT_CODES: Readonly<Record<string, number>> = {
   PLUGIN_DUPLICATE: 11,
   PLUGIN_API_MISMATCH: 11,
   PLUGIN_LOAD_FAILED: 11,
+  DISK_FULL: 12,
+  STORE_WRITE_FAILED: 12,
   SPAWN_FAILED: 127,
   CWD_NOT_FOUND: 127,
   ABORTED: 130,
@@ -217,6 +219,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return 'the daemon lacks a backend for this (process, filesystem or gpu plugin): check its log';
     case 'STORE_LOCKED':
       return 'another daemon uses this data dir: stop it with tether daemon stop, or pass another --data-dir';
+    case 'DISK_FULL':
+      return `free space under ${String(details['dir'] ?? "the daemon's data dir")} (the disk holding the daemon's event store); running commands keep running with their output held, and the daemon resumes writing by itself once there is room`;
+    case 'STORE_WRITE_FAILED':
+      return `the daemon cannot write its event store under ${String(details['dir'] ?? 'its data dir')}: check that filesystem (read-only? I/O errors in dmesg?); the daemon retries by itself`;
     case 'ABORTED':
       return 'interrupted';
     case 'COMMAND_FAILED':

@@ -18,6 +18,18 @@ export const ErrorCodes = {
   APPEND_CONFLICT: 'the stream moved on since the expected seq',
   /** The store was closed. */
   STORE_CLOSED: 'the event store is closed',
+  /**
+   * The event store cannot write: its disk (or quota) is full. `details.dir` is the store's
+   * directory. Reads keep working; the store retries by itself and takes appends again once
+   * space is freed.
+   */
+  DISK_FULL: 'no space left for the event store',
+  /**
+   * The event store cannot write for another reason (an I/O error, a read-only filesystem…);
+   * `details.dir` is its directory, `details.errno` the OS error when known. Retried like
+   * `DISK_FULL`.
+   */
+  STORE_WRITE_FAILED: 'the event store cannot write',
   /** Another process holds the store's directory. */
   STORE_LOCKED: 'the event store is already in use by another process',
   /** The store's files are damaged or not a tether store. */
