@@ -22,6 +22,7 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
       `    spoolDir: ${join(cluster.dir, 'shared', 'jobs')}`,
       '    pollMs: 100',
       '    tailMs: 50',
+      '    gpuProbe: true',
       daemon,
       '',
     ].join('\n');
@@ -53,6 +54,17 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect(shown).toMatch(/\bComment=from-tether\b/);
     expect(shown).toMatch(/\bMinMemoryNode=200M\b/);
     expect(shown).toMatch(/\bNumNodes=1\b/);
+  });
+
+  it('gpu status reports the cluster\'s GPUs with their node and partitions (the test node has two stand-in GPUs)', async () => {
+    const r = await cli.run(['gpu', 'status']);
+    expect(r.code, r.stderr).toBe(0);
+    const status = r.json();
+    expect(status).toMatchObject({ available: true, processes: [] });
+    expect(status['gpus']).toEqual([0, 1].map((index) => ({
+      index, uuid: `slurm:${cluster.node}:${index}`, name: 'fake', node: cluster.node, partitions: ['debug', 'gpu', 'held'], allocated: false,
+      memory_used_mib: null, memory_total_mib: null, utilization_gpu: null, temperature_c: null,
+    })));
   });
 
   it('a Slurm flag alone means --backend slurm; with --backend process it is a usage error; Slurm\'s refusal is the JSON error', async () => {

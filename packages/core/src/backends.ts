@@ -251,6 +251,12 @@ export interface GpuInfo {
   readonly memoryTotalMiB: number | null;
   readonly utilizationPct: number | null;
   readonly temperatureC: number | null;
+  /** On a cluster: the node that has it (a Slurm node name). Absent for this machine's own GPUs. */
+  readonly node?: string;
+  /** On a cluster: the partitions of its node. */
+  readonly partitions?: readonly string[];
+  /** On a cluster: the scheduler has given it to a job (then it is not free). */
+  readonly allocated?: boolean;
 }
 
 export interface GpuProcess {

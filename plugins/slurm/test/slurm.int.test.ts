@@ -129,6 +129,31 @@ describe.skipIf(!availability.ok)(`slurm backend on a local cluster${skipReason}
     expect(Buffer.concat([stdoutOf(all.slice(0, resumeAt)), stdoutOf(resumed)]).equals(payload)).toBe(true);
   });
 
+  it('gpu status reports the cluster\'s GPUs by node and partition (sinfo GRES), and which a job holds; gpu wait opens when a job lets go', async () => {
+    const state = await tempDir();
+    const probing = await slurmKernel(cluster, state.dir, [], { gpuProbe: true });
+    try {
+      const gpu = probing.kernel.machine('local').gpu;
+      const idle = await gpu.probe();
+      expect(idle).toMatchObject({ available: true, processes: [] });
+      expect(idle.gpus.map((g) => [g.index, g.name, g.node, g.partitions, g.allocated, g.memoryTotalMiB])).toEqual([
+        [0, 'fake', cluster.node, ['debug', 'gpu', 'held'], false, null],
+        [1, 'fake', cluster.node, ['debug', 'gpu', 'held'], false, null],
+      ]);
+      const holder = await machine.exec.start({ argv: ['sleep', '300'], backendOptions: { partition: 'gpu', gres: 'gpu:2' } });
+      await eventually(async () => (await machine.exec.get(holder.id)).status === 'running');
+      await eventually(async () => (await gpu.probe()).gpus.every((g) => g.allocated));
+      const timedOut = await gpu.waitFree({ maxUtilizationPct: 10, maxMemoryUsedMiB: 1000, requireNoProcesses: true, pollMs: 100, timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(timedOut).toMatchObject({ code: 'GATE_TIMEOUT' });
+      const opens = gpu.waitFree({ maxUtilizationPct: 10, maxMemoryUsedMiB: 1000, requireNoProcesses: true, pollMs: 100 });
+      await machine.exec.cancel(holder.id, { graceMs: 1000 });
+      expect((await opens).gpus).toHaveLength(2);
+    } finally {
+      await probing.close();
+      await state.remove();
+    }
+  });
+
   const cleanups: Array<() => Promise<void>> = [];
   machineContract(
     'LocalMachine whose default backend is Slurm',
