@@ -28,6 +28,8 @@ export interface ProcessSpec {
   readonly killGraceMs?: number;
   /** The spec's `backendOptions`, for the backend to validate (reject unknown or bad ones with `INVALID_ARGUMENT`). */
   readonly backendOptions?: BackendOptions;
+  /** The spec's GPU gate, passed only to a backend that `schedulesGpus` (it holds the execution in its own queue). */
+  readonly gpuGate?: GpuGateOptions;
 }
 
 export interface OutputChunk {
@@ -130,6 +132,12 @@ export interface ProcessBackend {
    * default backend; the others are chosen per execution.
    */
   readonly name?: string;
+  /**
+   * The backend queues executions until the GPUs they ask for are free (a cluster scheduler): a
+   * spec's `gpuGate` is then passed on to it in `ProcessSpec.gpuGate` instead of the machine
+   * waiting for a free GPU on its own GPU probe first.
+   */
+  readonly schedulesGpus?: boolean;
   /**
    * Start a process. Rejects with a TetherError: `CWD_NOT_FOUND`, or `SPAWN_FAILED` with
    * `details.errno` (`ENOENT`, `EACCES`, `E2BIG`…).
@@ -243,6 +251,12 @@ export interface GpuInfo {
   readonly memoryTotalMiB: number | null;
   readonly utilizationPct: number | null;
   readonly temperatureC: number | null;
+  /** On a cluster: the node that has it (a Slurm node name). Absent for this machine's own GPUs. */
+  readonly node?: string;
+  /** On a cluster: the partitions of its node. */
+  readonly partitions?: readonly string[];
+  /** On a cluster: the scheduler has given it to a job (then it is not free). */
+  readonly allocated?: boolean;
 }
 
 export interface GpuProcess {

@@ -78,6 +78,13 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     if (!processBackends.has(name)) processBackends.set(name, backend);
   }
   const defaultBackend = options.local?.defaultBackend ?? (processBackends.has('process') ? 'process' : [...processBackends.keys()][0]);
+  if (defaultBackend !== undefined && !processBackends.has(defaultBackend)) {
+    await Promise.allSettled(disposers.reverse().map((dispose) => dispose()));
+    throw new TetherError('BACKEND_UNAVAILABLE', `the default process backend "${defaultBackend}" is not loaded`, {
+      backend: defaultBackend,
+      known: [...processBackends.keys()],
+    });
+  }
   const local = new LocalMachine({
     name: 'local',
     store,

@@ -127,7 +127,8 @@ export class LocalExec implements ExecApi {
     // The record says which backend ran it (absent means the default `process`), so a restarted
     // machine with another default still finds it.
     const spec = name === DEFAULT_BACKEND || requested.backend === name ? requested : { ...requested, backend: name };
-    if (spec.gpuGate && !this.#gpu) {
+    const deferGate = this.#backendFor(spec).backend.schedulesGpus === true;
+    if (spec.gpuGate && !deferGate && !this.#gpu) {
       throw new TetherError('BACKEND_UNAVAILABLE', 'a GPU gate needs a GPU probe: load @tether/plugin-gpu-nvidia', { backend: 'gpu' });
     }
     try {
@@ -139,7 +140,7 @@ export class LocalExec implements ExecApi {
     }
     const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
     this.#active.set(id, active);
-    if (spec.gpuGate) {
+    if (spec.gpuGate && !deferGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
       return this.get(id);
     }
@@ -166,7 +167,8 @@ export class LocalExec implements ExecApi {
     const { id, spec } = active;
     let proc: RunningProcess;
     try {
-      proc = await this.#backendFor(spec).backend.spawn(processSpec(id, spec));
+      const { backend } = this.#backendFor(spec);
+      proc = await backend.spawn({ ...processSpec(id, spec), ...(spec.gpuGate && backend.schedulesGpus ? { gpuGate: spec.gpuGate } : {}) });
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
       return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
@@ -194,14 +196,14 @@ export class LocalExec implements ExecApi {
         next: (update) => void this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
         error: () => undefined,
       });
-      // A backend that queues resolves `running` before `exit` when the job ran at all.
-      ran = Promise.race([
-        proc.running.then(async (ref) => {
-          if (from !== 'running') await started(ref);
-          return true;
-        }),
-        proc.exit.then(() => false),
-      ]);
+      // A backend that queues resolves `running` before `exit` when the job ran at all: which
+      // settled first is decided on the bare promises (recording the start takes a while).
+      const runs = Promise.race([proc.running.then((ref) => ({ ref })), proc.exit.then(() => undefined)]);
+      ran = runs.then(async (running) => {
+        if (!running) return false;
+        if (from !== 'running') await started(running.ref);
+        return true;
+      });
     } else if (from === 'new') {
       first = started(proc.ref);
     }

@@ -1,4 +1,4 @@
-import { lastValueFrom, Subject, toArray } from 'rxjs';
+import { lastValueFrom, ReplaySubject, Subject, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import type { BackendRef } from './events.js';
 import type { OutputChunk, ProcessBackend, ProcessExit, ProcessSpec, QueueUpdate, ReattachRequest, ReattachResult, RunningProcess } from './backends.js';
@@ -15,7 +15,8 @@ import { ProcessBackend as ProcessBackendToken } from './backends.js';
 class ScriptedProcess implements RunningProcess {
   readonly pid: number | null = null;
   readonly pgid: number | null = null;
-  readonly output = new Subject<OutputChunk>();
+  // Replayed: like output files, what was written before the machine reads is still there.
+  readonly output = new ReplaySubject<OutputChunk>();
   readonly output$ = this.output.asObservable();
   readonly queue = new Subject<QueueUpdate>();
   readonly queue$ = this.queue.asObservable();
@@ -150,6 +151,22 @@ describe('process backends chosen per execution', () => {
     await kernel.close();
   });
 
+  it('a GPU gate is passed to a backend that schedules GPUs itself, instead of waiting on a GPU probe', async () => {
+    const local = new ScriptedBackend('process', () => new ScriptedProcess(undefined, false));
+    const cluster = Object.assign(new ScriptedBackend('cluster', () => new ScriptedProcess({ jobId: '5' }, true)), { schedulesGpus: true });
+    const kernel = await createKernel({ plugins: [backendPlugin(local, cluster)] });
+    const exec = kernel.machine().exec;
+    const gate = { maxUtilizationPct: 10, maxMemoryUsedMiB: 1000 };
+    // No GPU probe on this machine: the process backend cannot gate, the cluster can.
+    expect(await codeOf(exec.start({ argv: ['true'], gpuGate: gate }))).toBe('BACKEND_UNAVAILABLE');
+    const queued = await exec.start({ argv: ['true'], gpuGate: gate, backend: 'cluster' });
+    expect(cluster.spawned[0]!.spec.gpuGate).toMatchObject(gate);
+    expect(queued).toMatchObject({ status: 'queued', backendRef: { jobId: '5' } });
+    cluster.spawned[0]!.process.end({ exitCode: 0, signal: null });
+    await exec.wait(queued.id);
+    await kernel.close();
+  });
+
   it('records queue reasons, then the start with the merged handle, output, and the exit a backend reports', async () => {
     const batch = new ScriptedBackend('batch', () => new ScriptedProcess({ jobId: '9' }, true, true));
     const kernel = await createKernel({ plugins: [backendPlugin(batch)] });
@@ -170,6 +187,21 @@ describe('process backends chosen per execution', () => {
     expect(types).toEqual(['ExecutionRequested', 'ExecutionQueued', 'ExecutionQueued', 'ExecutionStarted', 'OutputProduced', 'ExecutionExited']);
     // The backend enforces the timeout itself: the machine sent no signal of its own.
     expect(job.signals).toEqual([]);
+    await kernel.close();
+  });
+
+  it('a job that runs and ends at once (both reported together) still has its start and output recorded', async () => {
+    const batch = new ScriptedBackend('batch', () => new ScriptedProcess({ jobId: '10' }, true));
+    const kernel = await createKernel({ plugins: [backendPlugin(batch)] });
+    const exec = kernel.machine().exec;
+    const started = await exec.start({ argv: ['true'] });
+    const job = batch.spawned[0]!.process;
+    job.run({ nodes: 'n1' });
+    job.print('quick\n');
+    job.end({ exitCode: 0, signal: null });
+    const final = await exec.wait(started.id);
+    expect(final).toMatchObject({ endReason: 'exited', exitCode: 0, bytes: { stdout: 6 }, backendRef: { nodes: 'n1' } });
+    expect(final.startedAt).not.toBeNull();
     await kernel.close();
   });
 

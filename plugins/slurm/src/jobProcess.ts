@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { Observable, Subject } from 'rxjs';
 import { TetherError, type BackendRef, type OutputChunk, type ProcessExit, type QueueUpdate, type RunningProcess } from '@tether/core';
@@ -53,6 +53,8 @@ export class JobProcess implements RunningProcess {
   #phase: 'queued' | 'running' | 'ended' = 'queued';
   #reason: string | null = null;
   #misses = 0;
+  /** `running` has resolved. */
+  #ran = false;
   #paused = false;
   #signalled = false;
   #ended = false;
@@ -69,8 +71,11 @@ export class JobProcess implements RunningProcess {
     this.exit = new Promise((resolve) => (this.#resolveExit = resolve));
     if (options.alreadyRunning) {
       this.#phase = 'running';
+      this.#ran = true;
       this.queue$.complete();
       this.#resolveRunning(undefined);
+    } else {
+      void this.#watchForOutput();
     }
     this.output$ = new Observable<OutputChunk>((subscriber) => {
       let stopped = false;
@@ -103,13 +108,44 @@ export class JobProcess implements RunningProcess {
       return;
     }
     if (hasRun(info)) this.#nodes = info.nodes;
-    if (this.#phase === 'queued' && (phase === 'running' || hasRun(info))) {
-      this.#phase = 'running';
-      if (this.#heldSignal) this.signal(this.#heldSignal);
-      this.queue$.complete();
-      this.#resolveRunning({ nodes: info.nodes, partition: info.partition });
-    }
+    if (phase === 'running' || hasRun(info)) this.#markRunning({ nodes: info.nodes, partition: info.partition });
     if (phase === 'ended') void this.#end(info);
+  }
+
+  /** The job runs (seen in squeue, or by its output): `running` resolves, a held signal is sent. */
+  #markRunning(ref: BackendRef): void {
+    if (this.#ran) return;
+    this.#ran = true;
+    if (this.#phase === 'queued') this.#phase = 'running';
+    if (this.#heldSignal) this.signal(this.#heldSignal);
+    this.queue$.complete();
+    this.#resolveRunning(ref);
+  }
+
+  /**
+   * While the job waits, its output files are watched too: output there means it runs, and is
+   * noticed sooner than the next squeue round (a stat is cheaper than asking slurmctld).
+   */
+  async #watchForOutput(): Promise<void> {
+    const from = { stdout: this.#options.resume?.stdout ?? 0, stderr: this.#options.resume?.stderr ?? 0 };
+    while (!this.#ran && this.#phase !== 'ended') {
+      const [out, err] = await Promise.all([fileSize(this.#options.files.stdout), fileSize(this.#options.files.stderr)]);
+      if (out > from.stdout || err > from.stderr) {
+        const where = await this.#whereItRuns();
+        if (where.nodes) this.#nodes = where.nodes;
+        this.#markRunning(where);
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.#options.tailMs));
+    }
+  }
+
+  /** The job's nodes and partition from `scontrol show job` (empty when Slurm does not say). */
+  async #whereItRuns(shown?: string): Promise<BackendRef> {
+    const text = shown ?? (await this.#options.commands.run('scontrol', ['show', 'job', '-o', this.#options.jobId]).catch(() => undefined))?.stdout ?? '';
+    const nodes = /(?:^|\s)NodeList=(\S+)/.exec(text)?.[1];
+    const partition = /(?:^|\s)Partition=(\S+)/.exec(text)?.[1];
+    return { ...(nodes && nodes !== '(null)' ? { nodes } : {}), ...(partition ? { partition } : {}) };
   }
 
   async #end(info: JobInfo | undefined): Promise<void> {
@@ -123,6 +159,15 @@ export class JobProcess implements RunningProcess {
     } else {
       const shown = await this.#options.commands.run('scontrol', ['show', 'job', '-o', this.#options.jobId]).catch(() => undefined);
       exit = exitOf(info.state, info.reason, shown ? parseExitCode(shown.stdout) : null, this.#signalled);
+      // Ended between two rounds without being seen running: it ran if Slurm gave it nodes or it wrote output.
+      if (!this.#ran) {
+        const where = await this.#whereItRuns(shown?.stdout);
+        const wrote = (await fileSize(this.#options.files.stdout)) > (this.#options.resume?.stdout ?? 0) || (await fileSize(this.#options.files.stderr)) > (this.#options.resume?.stderr ?? 0);
+        if (where.nodes || wrote) {
+          if (where.nodes) this.#nodes = where.nodes;
+          this.#markRunning(where);
+        }
+      }
       const failed = await readFile(this.#options.files.failed, 'utf8').catch(() => undefined);
       if (failed !== undefined) {
         const [code, ...message] = failed.trim().split('\n');
@@ -242,6 +287,10 @@ export class JobProcess implements RunningProcess {
       }
     }
   }
+}
+
+async function fileSize(path: string): Promise<number> {
+  return (await stat(path).catch(() => undefined))?.size ?? 0;
 }
 
 const localNode = hostname().split('.')[0]!;

@@ -15,6 +15,8 @@ import { SlurmCommands, slurmMessage } from './slurmCommands.js';
  */
 export class SlurmBackend implements ProcessBackend {
   readonly name: string;
+  /** A GPU gate waits in Slurm's own queue: the job asks for a GPU (`--gres=gpu:1` unless it names its gres). */
+  readonly schedulesGpus = true;
   readonly commands: SlurmCommands;
   readonly #config: SlurmConfig;
   readonly #spoolDir: string;
@@ -42,6 +44,7 @@ export class SlurmBackend implements ProcessBackend {
       throw new TetherError('INVALID_ARGUMENT', `slurm option ${issue.path.join('.') || '(options)'}: ${issue.message}`, { backend: this.name });
     }
     const options: SlurmJobOptions = { ...this.#config.defaults, ...parsed.data };
+    if (spec.gpuGate && options.gres === undefined) options.gres = 'gpu:1';
     for (const arg of options.sbatchArgs ?? []) {
       const flag = arg.split('=')[0]!;
       if (RESERVED_SBATCH_FLAGS.includes(flag)) throw new TetherError('INVALID_ARGUMENT', `sbatch argument ${flag} is set by tether itself`, { backend: this.name });

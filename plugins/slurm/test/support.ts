@@ -17,9 +17,14 @@ export function slurmConfig(cluster: SlurmCluster, more: Partial<SlurmConfigInpu
 }
 
 /** A kernel whose default backend is the cluster's Slurm, recording into LevelDB in `dir`. */
-export async function slurmKernel(cluster: SlurmCluster, dir: string, plugins: PluginEntry[] = []): Promise<{ kernel: Kernel; close(): Promise<void> }> {
+export async function slurmKernel(
+  cluster: SlurmCluster,
+  dir: string,
+  plugins: PluginEntry[] = [],
+  config: Partial<SlurmConfigInput> = {},
+): Promise<{ kernel: Kernel; close(): Promise<void> }> {
   const store = await LevelEventStore.open(join(dir, 'events'));
-  const kernel = await createKernel({ plugins: [{ plugin: slurmPlugin, config: slurmConfig(cluster) }, ...plugins], store });
+  const kernel = await createKernel({ plugins: [...plugins, { plugin: slurmPlugin, config: slurmConfig(cluster, config) }], store });
   if (kernel.plugins.failed.length > 0) throw kernel.plugins.failed[0]!.error;
   return {
     kernel,

@@ -18,10 +18,13 @@ export interface SlurmCluster {
   /** The node's name (`hostname -s`). */
   readonly node: string;
   /**
-   * Partitions: `debug` (default; up to 12 jobs share a core, so many small jobs run at once) and
-   * `gpu` (the same node, not shared). The node has 2 stand-in GPUs (`gpu:fake:2`) as generic resources.
+   * Partitions of the one node: `debug` (default), `gpu`, and `held` (DOWN: its jobs stay pending
+   * with reason PartitionDown until it is set UP). The node declares DECLARED_CPUS CPUs and has 2
+   * stand-in GPUs (`gpu:fake:2`) as generic resources.
    */
   readonly partitions: readonly string[];
+  /** Runs a Slurm command (`scontrol`, `sinfo`…) against this cluster; rejects when it fails. Resolves its stdout. */
+  slurm(command: string, args: readonly string[]): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -57,13 +60,16 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** The node line of `slurmd -C` (the real CPUs and memory), without the UpTime line. */
-async function nodeHardware(): Promise<string> {
+/** The node's real memory in MiB, from `slurmd -C`. */
+async function nodeMemoryMiB(): Promise<number> {
   const { stdout } = await run('slurmd', ['-C']);
-  const line = stdout.split('\n').find((l) => l.startsWith('NodeName='));
-  if (!line) throw new Error(`slurmd -C printed no NodeName line: ${stdout}`);
-  return line.replace(/^NodeName=\S+\s*/, '');
+  const memory = /RealMemory=(\d+)/.exec(stdout)?.[1];
+  if (!memory) throw new Error(`slurmd -C printed no RealMemory: ${stdout}`);
+  return Number(memory);
 }
+
+/** CPUs the test node declares (more than a small machine has, so many small jobs run at once; jobs mostly sleep). */
+const DECLARED_CPUS = 32;
 
 /**
  * Starts munged, slurmctld and slurmd (foreground children) with a fresh munge key and a config
@@ -105,7 +111,7 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
 
     const [ctldPort, dPort] = [await freePort(), await freePort()];
     const conf = join(dir, 'slurm.conf');
-    const hardware = await nodeHardware();
+    const memory = await nodeMemoryMiB();
     await writeFile(
       conf,
       [
@@ -140,10 +146,14 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
         'KillWait=2',
         'MinJobAge=600',
         'InactiveLimit=0',
+        // The node declares the CPUs written below rather than what it has.
+        'SlurmdParameters=config_overrides',
         'GresTypes=gpu',
-        `NodeName=${node} NodeAddr=127.0.0.1 ${hardware} Gres=gpu:fake:2 State=UNKNOWN`,
-        `PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:12`,
+        `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${DECLARED_CPUS} Boards=1 SocketsPerBoard=1 CoresPerSocket=${DECLARED_CPUS} ThreadsPerCore=1 RealMemory=${memory} Gres=gpu:fake:2 State=UNKNOWN`,
+        `PartitionName=debug Nodes=${node} Default=YES MaxTime=INFINITE State=UP`,
         `PartitionName=gpu Nodes=${node} MaxTime=INFINITE State=UP`,
+        // Takes jobs but starts none until it is set UP (`scontrol update PartitionName=held State=UP`): a job held pending on purpose.
+        `PartitionName=held Nodes=${node} MaxTime=INFINITE State=DOWN`,
         '',
       ].join('\n'),
     );
@@ -161,7 +171,8 @@ export async function startSlurmCluster(): Promise<SlurmCluster> {
       'the node to become idle',
       slurmd,
     );
-    return { conf, env, dir, node, partitions: ['debug', 'gpu'], stop };
+    const slurm = async (command: string, args: readonly string[]) => (await run(command, [...args], { env })).stdout;
+    return { conf, env, dir, node, partitions: ['debug', 'gpu', 'held'], slurm, stop };
   } catch (error) {
     const logs = await readFile(join(dir, 'log', 'slurmctld.log'), 'utf8').catch(() => '');
     const dlog = await readFile(join(dir, 'log', 'slurmd.log'), 'utf8').catch(() => '');
