@@ -65,4 +65,27 @@ describe.skipIf(skip !== undefined)(`output while the disk is full${skip ? ` (sk
       }
     });
   });
+
+  it('closes without hanging while the disk is full; the next open takes appends again once space is freed', async () => {
+    const small = disk as SmallDisk;
+    const dir = join(small.dir, 'closing');
+    let store = await LevelEventStore.open(dir, { retryMinMs: 50, retryMaxMs: 250 });
+    const kernel = await createKernel({ plugins: [processPlugin], store });
+    const exec = kernel.machine('local').exec;
+    const started = await exec.start({ command: 'exec seq 1 1000000' });
+    await small.fill();
+    await eventually(() => store.health().ok === false, 20_000, 'the store to refuse a write');
+    // The daemon's way out: cancel what runs, then close the store, with nothing left pending.
+    await kernel.close();
+    await store.close();
+    await small.free();
+    store = await LevelEventStore.open(dir);
+    try {
+      const state = await store.state(started.id);
+      expect(state?.lastSeq).toBe((await store.read(started.id)).length);
+      await store.append('after', [{ type: 'ExecutionRequested', data: { spec: { command: 'true', envMode: 'merge', stdin: false, killGraceMs: 3000 } } }]);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -50,6 +50,7 @@ describe.skipIf(skip !== undefined)(`a daemon whose disk fills up${skip ? ` (ski
       const phases = [256 * 1024, 2 * 1024 * 1024, 512 * 1024];
       const total = phases.reduce((a, b) => a + b, 0);
       const run = await machine.exec.start({ argv: [process.execPath, writer, phases.join(','), gates] });
+      const cat = await machine.exec.start({ command: 'cat', stdin: true });
       let pid = 0;
       await eventually(async () => (pid = (await machine.exec.get(run.id)).pid ?? 0) > 0);
       let followed = 0;
@@ -78,6 +79,9 @@ describe.skipIf(skip !== undefined)(`a daemon whose disk fills up${skip ? ` (ski
       const refused = await rejection(machine.exec.start({ command: 'echo refused' }));
       expect(refused.code).toBe('DISK_FULL');
       expect(refused.message).toContain(join(small.dir, 'state', 'events'));
+      // Input and signals that could not be recorded are refused, not delivered.
+      expect((await rejection(machine.exec.write(cat.id, 'lost?\n'))).code).toBe('DISK_FULL');
+      expect((await rejection(machine.exec.signal(cat.id, 'TERM'))).code).toBe('DISK_FULL');
       expect((await machine.exec.read(before.id)).events).toEqual(beforeEvents);
       expect(await machine.exec.get(run.id)).toMatchObject({ status: 'running' });
       expect((await machine.exec.logs(run.id, { tailBytes: 100 })).lines.length).toBeGreaterThan(0);
@@ -104,7 +108,10 @@ describe.skipIf(skip !== undefined)(`a daemon whose disk fills up${skip ? ` (ski
       expect(stdoutOf(events).byteLength).toBe(total);
       expect(sha(stdoutOf(events))).toBe(sha(expectedOutput(total)));
       expect((await machine.exec.read(before.id)).events).toEqual(beforeEvents);
-      // Writers are served again.
+      // Writers are served again; cat got only what was written after the recovery.
+      await machine.exec.write(cat.id, 'after\n', { eof: true });
+      expect(await machine.exec.wait(cat.id)).toMatchObject({ endReason: 'exited', exitCode: 0 });
+      expect((await machine.exec.logs(cat.id)).lines.map((l) => l.line)).toEqual(['after']);
       const after = await machine.exec.start({ command: 'echo after' });
       expect((await machine.exec.wait(after.id)).exitCode).toBe(0);
     } finally {
