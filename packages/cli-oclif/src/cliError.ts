@@ -220,6 +220,7 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
     case 'STORE_LOCKED':
       return 'another daemon uses this data dir: stop it with tether daemon stop, or pass another --data-dir';
     case 'DISK_FULL':
+      if (details['dir'] === undefined && details['path'] !== undefined) return `free space on the disk that holds ${String(details['path'])} on ${machine}, then write again`;
       return `free space under ${String(details['dir'] ?? "the daemon's data dir")} (the disk holding the daemon's event store); running commands keep running with their output held, and the daemon resumes writing by itself once there is room`;
     case 'STORE_WRITE_FAILED':
       return `the daemon cannot write its event store under ${String(details['dir'] ?? 'its data dir')}: check that filesystem (read-only? I/O errors in dmesg?); the daemon retries by itself`;

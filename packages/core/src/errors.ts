@@ -19,11 +19,11 @@ export const ErrorCodes = {
   /** The store was closed. */
   STORE_CLOSED: 'the event store is closed',
   /**
-   * The event store cannot write: its disk (or quota) is full. `details.dir` is the store's
-   * directory. Reads keep working; the store retries by itself and takes appends again once
-   * space is freed.
+   * No space left on a disk (or quota): the event store's (`details.dir` is its directory;
+   * reads keep working, and the store retries by itself and takes appends again once space is
+   * freed), or, from the filesystem backend, the disk of the file written (`details.path`).
    */
-  DISK_FULL: 'no space left for the event store',
+  DISK_FULL: 'no space left on the disk',
   /**
    * The event store cannot write for another reason (an I/O error, a read-only filesystem…);
    * `details.dir` is its directory, `details.errno` the OS error when known. Retried like

@@ -3,6 +3,7 @@ import type { GpuProbe, ProcessBackend, ProcessSpec, ReattachRequest, ReattachRe
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
+import { ExecutionRecorder, storeWriteFailure } from './executionRecorder.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
 import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
@@ -35,6 +36,8 @@ export interface LocalExecOptions {
 interface ActiveExecution {
   readonly id: string;
   readonly spec: ExecutionSpec;
+  /** Appends its events after the request in order, holding them while the store cannot write. */
+  readonly recorder: ExecutionRecorder;
   process?: RunningProcess;
   stdinOpen: boolean;
   /** writeId → bytes accepted, for de-duplicating retried writes. */
@@ -138,7 +141,15 @@ export class LocalExec implements ExecApi {
       if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
       throw error;
     }
-    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    const active: ActiveExecution = {
+      id,
+      spec,
+      recorder: new ExecutionRecorder(this.#store, id),
+      stdinOpen: spec.stdin,
+      writeIds: new Map(),
+      survivors: [],
+      gate: new AbortController(),
+    };
     this.#active.set(id, active);
     if (spec.gpuGate && !deferGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
@@ -187,13 +198,13 @@ export class LocalExec implements ExecApi {
     active.process = proc;
     // Append calls are applied in call order, so output recorded below always follows Started.
     const started = (ref: RunningProcess['ref']) =>
-      this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
+      active.recorder.append([{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
     let first: Promise<unknown> = Promise.resolve();
     let ran: Promise<boolean> = Promise.resolve(true);
     if (proc.running) {
-      if (from === 'new') first = this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
+      if (from === 'new') first = active.recorder.append([{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
       proc.queue$?.subscribe({
-        next: (update) => void this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
+        next: (update) => void active.recorder.append([{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
         error: () => undefined,
       });
       // A backend that queues resolves `running` before `exit` when the job ran at all: which
@@ -236,7 +247,8 @@ export class LocalExec implements ExecApi {
             },
       );
     })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
-    return first;
+    // The process runs: while the store cannot write, its first event is held and recorded later.
+    return active.recorder.writtenOrHeld(first);
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -254,8 +266,9 @@ export class LocalExec implements ExecApi {
             paused = true;
             proc.pauseOutput();
           }
-          last = this.#store
-            .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+          // Held (and the process paused by the high water) while the store cannot write.
+          last = active.recorder
+            .append([{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
             .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
             .finally(() => {
               waiting -= size;
@@ -273,7 +286,7 @@ export class LocalExec implements ExecApi {
 
   async #finish(active: ActiveExecution, terminal: ExecutionEvent): Promise<ExecutionState> {
     try {
-      await this.#store.append(active.id, [terminal]);
+      await active.recorder.append([terminal]);
     } finally {
       this.#active.delete(active.id);
     }
@@ -291,12 +304,13 @@ export class LocalExec implements ExecApi {
       return Promise.resolve();
     }
     active.stopping ??= (async () => {
-      await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal, reason } }]);
+      // Recorded before the signal goes (or held, in order, while the store cannot write).
+      await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal, reason } }]));
       proc.signal(signal);
       const exitedInTime = await Promise.race([proc.exit.then(() => true), delay(graceMs).then(() => false)]);
       let survivors = await proc.survivors();
       if (!exitedInTime || survivors.length > 0) {
-        await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]);
+        await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]));
         proc.signal('SIGKILL');
         proc.signalPids(survivors, 'SIGKILL');
         await proc.exit;
@@ -328,7 +342,8 @@ export class LocalExec implements ExecApi {
     const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
-      await firstValueFrom(next$, { defaultValue: undefined });
+      // A store that cannot write ends the wait early; reading goes on.
+      await firstValueFrom(next$, { defaultValue: undefined }).catch(() => undefined);
     }
     const events = await this.#store.read(id, { afterSeq, limit, maxBytes });
     state = await this.get(id);
@@ -403,6 +418,9 @@ export class LocalExec implements ExecApi {
       if (previous) return { bytes: await previous };
     }
     if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
+    // Input that could not be recorded is not written.
+    const unwritable = storeWriteFailure(this.#store);
+    if (unwritable) throw unwritable;
     const done = (async () => {
       if (bytes.byteLength > 0) await active.process!.write(bytes);
       if (eof) {
@@ -496,7 +514,7 @@ export class LocalExec implements ExecApi {
       for (const state of states) {
         const answer = answers.get(state.id);
         if (answer && 'process' in answer) {
-          const active: ActiveExecution = { id: state.id, spec: state.spec!, stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
+          const active: ActiveExecution = { id: state.id, spec: state.spec!, recorder: new ExecutionRecorder(this.#store, state.id), stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
           this.#active.set(state.id, active);
           await this.#track(active, answer.process, state.status === 'running' ? 'running' : 'queued');
         } else {

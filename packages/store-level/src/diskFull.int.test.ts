@@ -22,6 +22,10 @@ function stdoutOf(events: readonly StoredEvent[]): Buffer {
 }
 const sha = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 
+afterAll(async () => {
+  if (!skip) await (disk as SmallDisk).unmount();
+});
+
 describe.skipIf(skip !== undefined)(`a store whose disk fills up${skip ? ` (skipped: ${skip})` : ''}`, () => {
   const small = disk as SmallDisk;
   let dir: string;
@@ -32,7 +36,6 @@ describe.skipIf(skip !== undefined)(`a store whose disk fills up${skip ? ` (skip
   });
   afterAll(async () => {
     await store?.close().catch(() => undefined);
-    await small.unmount();
   });
 
   it('refuses appends with DISK_FULL, keeps reads and earlier data, ends followers, and resumes by itself once space is freed', async () => {
@@ -118,5 +121,26 @@ describe.skipIf(skip !== undefined)(`a store whose disk fills up${skip ? ` (skip
     await store.close();
     store = await LevelEventStore.open(dir);
     await check(store);
+  });
+});
+
+describe.skipIf(skip !== undefined)(`opening a store on a full disk${skip ? ` (skipped: ${skip})` : ''}`, () => {
+  it('fails with DISK_FULL (not STORE_CORRUPT), changes nothing, and opens once space is freed', async () => {
+    const small = disk as SmallDisk;
+    const dir = join(small.dir, 'reopened');
+    let store = await LevelEventStore.open(dir);
+    await store.append('a', [requested('echo a'), output(Buffer.from('a\n'))]);
+    await store.close();
+    await small.fill();
+    const refused = await rejection(LevelEventStore.open(dir));
+    expect(refused.code).toBe('DISK_FULL');
+    expect(refused.message).toContain(`free space under ${dir}`);
+    await small.free();
+    store = await LevelEventStore.open(dir);
+    try {
+      expect(stdoutOf(await store.read('a')).toString()).toBe('a\n');
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -272,7 +272,7 @@ export class LevelEventStore implements EventStore {
       await store.#recover();
     } catch (error) {
       await db.close().catch(ignore);
-      throw error;
+      throw error instanceof TetherError ? error : writeFailure(store.#dir, error);
     }
     return store;
   }
@@ -406,6 +406,8 @@ export class LevelEventStore implements EventStore {
     if (this.#closing) return Promise.reject(new TetherError('STORE_CLOSED'));
     const failure = this.#failure;
     if (!failure) return Promise.resolve();
+    // Someone waits for the recovery: its timer keeps the process alive meanwhile.
+    failure.timer?.ref();
     return new Promise((resolve, reject) => failure.waiters.push({ resolve, reject }));
   }
 
@@ -873,7 +875,7 @@ export class LevelEventStore implements EventStore {
       failure.timer = undefined;
       void this.#recoverFromFailure(failure);
     }, wait);
-    failure.timer.unref();
+    if (failure.waiters.length === 0) failure.timer.unref();
   }
 
   /**

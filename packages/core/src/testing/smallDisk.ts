@@ -33,11 +33,17 @@ export async function mountSmallDisk(sizeMiB = 8): Promise<SmallDisk | { readonl
     return { skip: `cannot mount a ${sizeMiB} MiB tmpfs here (${why}); disk-full tests need root or CAP_SYS_ADMIN` };
   }
   const filler = join(dir, 'filler');
+  const limit = sizeMiB * 1024 * 1024;
+  let mounted = true;
   return {
     dir,
     async fill(leaveBytes = 0) {
-      const { stdout } = await run('df', ['-B1', '--output=avail', dir]);
-      let room = Number(stdout.trim().split('\n').at(-1)) - leaveBytes;
+      // Never fill anything but this small disk (not the disk under an unmounted mount point).
+      if (!mounted) throw new Error(`the small disk at ${dir} is unmounted`);
+      const { stdout } = await run('df', ['-B1', '--output=size,avail', dir]);
+      const [size, avail] = stdout.trim().split('\n').at(-1)!.trim().split(/\s+/).map(Number);
+      if (!(size! <= limit)) throw new Error(`${dir} is not the ${sizeMiB} MiB tmpfs (df says ${size} bytes)`);
+      let room = Math.min(avail!, limit) - leaveBytes;
       const file = await open(filler, 'a');
       const block = Buffer.alloc(64 * 1024, 0x5a);
       try {
@@ -56,6 +62,8 @@ export async function mountSmallDisk(sizeMiB = 8): Promise<SmallDisk | { readonl
       await rm(filler, { force: true });
     },
     async unmount() {
+      if (!mounted) return;
+      mounted = false;
       await run('umount', [dir]).catch(() => run('umount', ['-l', dir]));
       await rmdir(dir).catch(() => undefined);
     },
