@@ -1,0 +1,80 @@
+// The dashboard in headless Chromium (Debian's /usr/bin/chromium), each number beside a floor
+// measured in the same run on a store with almost nothing in it:
+//  1. the executions list's first page (50 rows, newest first): 10,000 executions vs 10;
+//  2. the list's next page, through the merged store cursor: 10,000 vs 10 (at least 2 pages);
+//  3. an execution's page until the last line of its log shows (the tail: 2000 lines):
+//     a 1 GiB log vs a 1 MiB one.
+// Each case is timed 5 times; medians are reported. BENCH_DASH_EXECUTIONS / BENCH_DASH_LOG_MIB
+// change the sizes.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createKernel, TetherError } from '@tether/core';
+import { LevelEventStore } from '@tether/store-level';
+import { startDashboard } from '@tether/dashboard';
+import { fillExecutions, launchChromium, timePages, writeBigLog } from '@tether/dashboard/testing';
+
+const MiB = 1024 ** 2;
+const EXECUTIONS = Number(process.env.BENCH_DASH_EXECUTIONS ?? 10_000);
+const LOG_BYTES = Number(process.env.BENCH_DASH_LOG_MIB ?? 1024) * MiB;
+const ROUNDS = 5;
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const round = (x, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+
+const root = mkdtempSync(join(tmpdir(), 'tether-bench-dash-'));
+const browser = await launchChromium();
+
+/** A store with `executions` executions and one log of `logBytes`, served by a dashboard; the pages timed ROUNDS times. */
+async function measure(name, executions, logBytes) {
+  // The default output cap is 1 GiB: a 1 GiB log and its last line need a little more.
+  const store = await LevelEventStore.open(join(root, name), { maxOutputBytesPerExecution: 2 * LOG_BYTES });
+  await fillExecutions(store, executions);
+  const big = await writeBigLog(store, 'log', logBytes);
+  const kernel = await createKernel({ store });
+  const local = kernel.machine('local');
+  const machines = {
+    names: async () => ['local'],
+    open: async (n) => {
+      if (n !== 'local') throw new TetherError('UNKNOWN_MACHINE', `unknown machine: ${n}`);
+      return local;
+    },
+    check: async () => ({ name: 'local', transport: 'local', ssh_ok: null, daemon_ok: true, latency_ms: 0, checked_at: new Date().toISOString() }),
+  };
+  const dashboard = await startDashboard({ machines, port: 0 });
+  const page = await browser.context.newPage();
+  await page.goto(dashboard.loginUrl);
+  const runs = [];
+  for (let i = 0; i < ROUNDS; i++) runs.push(await timePages(page, dashboard.origin, 'local', 'log', big.lastLine));
+  await page.close();
+  await dashboard.close();
+  await kernel.close();
+  await store.close();
+  return {
+    listFirstPageMs: round(median(runs.map((r) => r.listFirstPageMs))),
+    listNextPageMs: round(median(runs.map((r) => r.listNextPageMs))),
+    logTailMs: round(median(runs.map((r) => r.logTailMs))),
+  };
+}
+
+try {
+  const floor = await measure('small', 60, MiB);
+  const large = await measure('large', EXECUTIONS, LOG_BYTES);
+  const result = {
+    bench: 'dashboard',
+    executions: EXECUTIONS,
+    log_mib: LOG_BYTES / MiB,
+    list_first_page_ms: large.listFirstPageMs,
+    list_first_page_floor_ms: floor.listFirstPageMs,
+    list_first_page_ratio: round(large.listFirstPageMs / floor.listFirstPageMs, 2),
+    list_next_page_ms: large.listNextPageMs,
+    list_next_page_floor_ms: floor.listNextPageMs,
+    list_next_page_ratio: round(large.listNextPageMs / floor.listNextPageMs, 2),
+    log_tail_ms: large.logTailMs,
+    log_tail_floor_ms: floor.logTailMs,
+    log_tail_ratio: round(large.logTailMs / floor.logTailMs, 2),
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} finally {
+  await browser.close();
+  rmSync(root, { recursive: true, force: true });
+}
