@@ -46,6 +46,24 @@ describe('README', () => {
     expect(stdout.split('\n')).toEqual(['finished exited 3', 'stdout: hello from Linux', 'stderr: oops', '']);
   });
 
+  it('runs the "outlive the agent" example as written: the execution goes on in the CLI\'s daemon', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tether-readme-daemon-'));
+    const env = { ...process.env, HOME: dir, XDG_CONFIG_HOME: join(dir, 'config'), XDG_STATE_HOME: join(dir, 'state'), XDG_DATA_HOME: join(dir, 'data') };
+    try {
+      const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', blockAfter('Embedding, with executions that outlive the agent')], { cwd: root, env });
+      const id = stdout.trim();
+      expect(id).toMatch(/^\S+$/);
+      // The embedding process has exited; the CLI finds the execution and follows it to its end.
+      const watch = await promisify(execFile)('npx', ['tether', 'exec', 'watch', '--id', id, '--full'], { cwd: root, env });
+      const lines = watch.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; line?: string; exit_code?: number });
+      expect(lines.filter((l) => l.type === 'log').map((l) => l.line)).toEqual(['still here']);
+      expect(lines.at(-1)).toMatchObject({ type: 'summary', exit_code: 0 });
+    } finally {
+      await promisify(execFile)('npx', ['tether', 'daemon', 'stop'], { cwd: root, env }).catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs examples/run.mjs as the README describes', async () => {
     const { stdout } = await promisify(execFile)('node', ['examples/run.mjs', 'echo', 'hi'], { cwd: root });
     const events = stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; text?: string });

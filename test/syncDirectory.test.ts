@@ -199,21 +199,60 @@ describe('syncDirectory', () => {
     expect(tree['src/build/keep.js']).toMatch(/^file/);
   });
 
-  it('skips and reports symlinks, never following one out of the source tree', async () => {
+  it('copies symlinks that stay inside the tree as symlinks; skips and reports the others, never following one out', async () => {
     await makeTree(src);
     await put(outside, 'secret.txt', 'outside the tree');
     await symlink(outside, join(src, 'escape'));
     await symlink('README.md', join(src, 'inner-link'));
+    await symlink('../README.md', join(src, 'bin', 'up-link'));
+    await symlink('../../x', join(src, 'bin', 'climbs-out'));
     const result = await sync();
-    expect(result.ok).toBe(true);
+    expect(result).toMatchObject({ ok: true, links: 2 });
     expect(result.skipped).toEqual([
-      { path: 'escape', reason: 'symlink', message: `a symbolic link to ${outside}` },
-      { path: 'inner-link', reason: 'symlink', message: 'a symbolic link to README.md' },
+      { path: 'bin/climbs-out', reason: 'symlink', message: 'a symbolic link to ../../x, which leads outside the synced tree: not copied' },
+      { path: 'escape', reason: 'symlink', message: `a symbolic link to ${outside}, which leads outside the synced tree: not copied` },
     ]);
     const tree = await describeTree(dst);
     expect(tree['escape']).toBeUndefined();
-    expect(tree['inner-link']).toBeUndefined();
+    expect(tree['inner-link']).toBe('link README.md');
+    expect(tree['bin/up-link']).toBe('link ../README.md');
     expect(Object.values(tree).some((d) => d.includes(sha(Buffer.from('outside the tree'))))).toBe(false);
+    // Again: the links are there already.
+    expect(await sync()).toMatchObject({ ok: true, files: 0, links: 0 });
+  });
+
+  it('a target backend refuses a link that would leave its roots; the sync reports it and goes on', async () => {
+    await put(src, 'a.txt', 'a');
+    await symlink('a.txt', join(src, 'link'));
+    // A target whose links would lead to `outside`: the filesystem backend refuses each one.
+    const escaping = new Proxy(dstFs, {
+      get: (fs, key) => (key === 'symlink' ? (_target: string, path: string) => fs.symlink(outside, path) : Reflect.get(fs, key, fs)?.bind?.(fs) ?? Reflect.get(fs, key, fs)),
+    }) as FsApi;
+    const links = await sync({}, srcFs, escaping);
+    expect(links).toMatchObject({ ok: true, files: 1, links: 0 });
+    expect(links.skipped).toEqual([expect.objectContaining({ path: 'link', reason: 'symlink', message: expect.stringMatching(/path not allowed/) })]);
+  });
+
+  it('refuses to delete from a target that is not a mirror of the source, unless forced; a dry run changes nothing', async () => {
+    await put(src, 'a.txt', 'a');
+    await put(dst, 'unrelated1', '1');
+    await put(dst, 'unrelated2', '2');
+    const refused = await sync({ delete: true }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(isTetherError(refused, 'INVALID_ARGUMENT')).toBe(true);
+    expect((refused as { details: Record<string, unknown> }).details).toMatchObject({ reason: 'not-a-mirror', wouldDelete: ['unrelated1', 'unrelated2'] });
+    expect(Object.keys(await describeTree(dst))).toEqual(['unrelated1', 'unrelated2']);
+
+    const dry = await sync({ delete: true, forceDelete: true, dryRun: true });
+    expect(dry).toMatchObject({ files: 1, deleted: 2, planned: { copy: ['a.txt'], delete: ['unrelated1', 'unrelated2'], link: [] } });
+    expect(Object.keys(await describeTree(dst))).toEqual(['unrelated1', 'unrelated2']);
+
+    expect(await sync({ delete: true, forceDelete: true })).toMatchObject({ ok: true, files: 1, deleted: 2 });
+    // Now it is a mirror: delete needs no force.
+    await put(dst, 'stray', 's');
+    expect(await sync({ delete: true })).toMatchObject({ ok: true, deleted: 1 });
   });
 
   it('replaces a target symlink instead of writing through it', async () => {

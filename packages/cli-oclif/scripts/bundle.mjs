@@ -19,7 +19,7 @@ const out = `${root}dist/runtime.bundle.js`;
 const chunks = `${root}dist/runtime-chunks`;
 const stampsFile = `${root}dist/runtime.bundle.json`;
 /** Workspace projects whose built output goes into the bundle (relative to this package). */
-const projects = ['.', '../core', '../transport-ws', '../transport-ssh', '../../plugins/filesystem'];
+const projects = ['.', '../core', '../transport-ws', '../transport-ssh', '../transport-cloud', '../../plugins/filesystem'];
 
 let rolldown;
 try {
@@ -43,8 +43,9 @@ await rolldown.build({
   logLevel: 'warn',
   resolve: { alias: { rxjs } },
   // Native or lazily loaded at run time, and never on a client's path.
-  // ssh2 loads optional native crypto; it stays a plain import of the ssh chunk.
-  external: ['@tether/store-level', 'classic-level', 'bufferutil', 'utf-8-validate', 'ssh2', 'cpu-features'],
+  // ssh2 loads optional native crypto; it stays a plain import of the ssh chunk. @peculiar/x509
+  // only makes a daemon's certificate (daemon side, never a client's path).
+  external: ['@tether/store-level', 'classic-level', 'bufferutil', 'utf-8-validate', 'ssh2', 'cpu-features', '@peculiar/x509'],
   output: { dir: `${root}dist`, entryFileNames: '[name].js', chunkFileNames: 'runtime-chunks/[name]-[hash].js', format: 'esm', minify: true },
 });
 const stamps = {};

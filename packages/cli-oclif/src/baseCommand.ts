@@ -43,6 +43,30 @@ export abstract class TetherCommand extends Command {
     writeJson(value);
   }
 
+  /** `--format text` (`exec run`, `exec logs`): lines as the command wrote them, for people. */
+  #text = false;
+
+  /**
+   * Chooses the output of `--format`: `text`, `json`, or (unset) `$TETHER_FORMAT`, else text on a
+   * terminal and JSON in a pipe (an agent on a pseudo-terminal sets TETHER_FORMAT=json).
+   */
+  protected useFormat(format: string | undefined): void {
+    const chosen = format ?? process.env['TETHER_FORMAT'];
+    this.#text = chosen === 'text' || (chosen !== 'json' && chosen !== 'jsonl' && process.stdout.isTTY === true);
+  }
+
+  /** A line of output: a JSON line, or in text mode the line itself (colours kept) on stdout or stderr, as it came. */
+  protected emitLine(record: { readonly type: 'log'; readonly stream: 'stdout' | 'stderr'; readonly line: string; readonly seq: number; readonly cut?: true }): void {
+    if (!this.#text) return this.emit(record);
+    (record.stream === 'stderr' ? process.stderr : process.stdout).write(`${record.line}\n`);
+  }
+
+  /** A `started`/`finished` record: a JSON line, or in text mode one line on stderr (stdout keeps the command's own output). */
+  protected emitStatus(record: Readonly<Record<string, unknown>> & { readonly type: string }, text: () => string): void {
+    if (!this.#text) return this.emit(record);
+    process.stderr.write(`[tether] ${text()}\n`);
+  }
+
   /** Remember `--config` for the machines this command opens. */
   protected useConfig(path: string | undefined): void {
     this.#configPath = path;
@@ -103,9 +127,14 @@ export abstract class TetherCommand extends Command {
 
   override async catch(error: Error & { exitCode?: number }): Promise<void> {
     this.stopProgress('failed');
+    process.exitCode = this.reportError(error);
+  }
+
+  /** Prints `error` as the JSON error on stderr; returns the exit code its code maps to. */
+  protected reportError(error: unknown): number {
     const { json, exitCode } = describeError(error, { ...this.errorContext, command: this.id });
     process.stderr.write(`${JSON.stringify(json)}\n`);
-    process.exitCode = exitCode;
+    return exitCode;
   }
 
   override async finally(error: Error | undefined): Promise<void> {
@@ -121,3 +150,12 @@ export const machineFlag = Flags.string({
   description: 'the machine: local (this machine, no config needed) or a name from the config file',
   default: 'local',
 });
+
+/** `--machine` of a command that also fans out: `a,b` or `@label` (labels from the config) name several machines. */
+export function fanOutMachineFlag(several: string) {
+  return Flags.string({
+    char: 'm',
+    description: `the machine: local (this machine, no config needed) or a name from the config file; several: a,b or @label (${several})`,
+    default: 'local',
+  });
+}

@@ -1,7 +1,8 @@
 /**
  * How the CLI reports failures: `{"error":{"code","message","hint"}}` on stderr and an exit code
- * chosen by the code. Codes are core's `ErrorCodes` plus two of the CLI's own: `USAGE` (a flag
- * or argument is wrong) and `CONFIG_INVALID` (the config file cannot be used).
+ * chosen by the code. Codes are core's `ErrorCodes` plus the CLI's own: `USAGE` (a flag or
+ * argument is wrong), `CONFIG_INVALID` (the config file cannot be used) and `COMMAND_FAILED` (a
+ * plugin's command, e.g. `plugins inspect`, reported a failure; exit 1).
  *
  * This module must stay light: every command imports it, so it does not import `@tether/core`
  * (a TetherError is recognised by its brand instead).
@@ -134,7 +135,8 @@ function oclifError(error: unknown): { code: string; message: string; hint?: str
   if (parseErrors.includes(error.constructor.name) || parseErrors.includes(error.name)) {
     return { code: 'USAGE', message: firstLine(error.message), details: {} };
   }
-  if (oclif !== undefined) return { code: oclif.exit === 2 ? 'USAGE' : 'INTERNAL', message: firstLine(error.message), details: {} };
+  // A command of a plugin (oclif's plugins, help, autocomplete) that failed on purpose (`this.error()`).
+  if (oclif !== undefined) return { code: oclif.exit === 2 ? 'USAGE' : 'COMMAND_FAILED', message: firstLine(error.message), details: {} };
   return undefined;
 }
 
@@ -166,6 +168,7 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return `list the executions on this machine: tether exec list --machine ${machine}`;
     case 'CONNECTION_LOST':
     case 'OUTCOME_UNKNOWN':
+      if (details['peer'] !== undefined && !viaLocal) return peerHint(String(details['peer']), machine, context);
       return viaLocal
         ? `the local daemon is not answering: see tether daemon status${context.daemonLog ? ` and ${context.daemonLog}` : ''}`
         : `check that the machine is reachable and its daemon runs: tether machine check --machine ${machine}`;
@@ -176,6 +179,11 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
           ? `if ${String(details['fingerprint'] ?? 'the fingerprint in the message')} is the host's key, trust it with: ${details['command']}`
           : `if the host key was changed on purpose, remove the old one with: ${details['command']} (then trust the new one)`;
       }
+      // The cloud transport says how to pin a daemon's fingerprint; a refusal by the relay is about the client's relay credential.
+      if (typeof details['reason'] === 'string' && details['reason'].startsWith('fingerprint-') && typeof details['command'] === 'string') {
+        return `if ${String(details['fingerprint'])} is the daemon's (tether daemon fingerprint on its host), trust it with: ${details['command']}`;
+      }
+      if (details['relayOk'] === false) return `check relay_token or relay_token_file of machine ${machine} (a client credential from the relay's operator: tether relay enroll --client NAME)`;
       if (viaLocal) return 'the local daemon refused the token: restart it with tether daemon stop (it starts again on the next command)';
       if (context.transport === 'ssh') return `check that "ssh" reaches ${machine} without a password (ssh-agent or an identity file, host key in known_hosts), and its token_file`;
       return `check the token or token_file of machine ${machine} in the config file`;
@@ -191,7 +199,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
     case 'PATH_EXISTS':
       return 'the target exists: remove it first or choose another path';
     case 'PATH_OUTSIDE_ROOT':
-      return "the daemon only serves files inside its roots (the user's home by default)";
+      if (typeof details['leftOut'] === 'string') {
+        return `${String(details['leftOut'])} is not one of the daemon's roots: ${String(details['reason'])}. Use a directory under the home directory, or make it a root on purpose: plugins: { '@tether/plugin-filesystem': { roots: ['~', '${String(details['leftOut'])}'] } } in the config of the daemon's machine`;
+      }
+      return "the daemon only serves files inside its roots: the user's home, its data dir, and /tmp where the kernel protects shared temp dirs (set plugins: { '@tether/plugin-filesystem': { roots: [...] } } in the config of the daemon's machine for others)";
     case 'DIRECTORY_NOT_EMPTY':
       return 'pass --recursive to remove a directory with its contents';
     case 'TOO_LARGE':
@@ -208,7 +219,24 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return 'another daemon uses this data dir: stop it with tether daemon stop, or pass another --data-dir';
     case 'ABORTED':
       return 'interrupted';
+    case 'COMMAND_FAILED':
+      return `see ${help}`;
     default:
       return `this looks like a bug; run again with DEBUG=tether* for details${context.daemonLog ? ` or read ${context.daemonLog}` : ''}`;
+  }
+}
+
+/** The hint for a daemon port served by something other than a tether daemon (`details.peer` of the transport's error). */
+function peerHint(peer: string, machine: string, context: ErrorContext): string {
+  const config = context.configFile ?? 'the config file';
+  const after = `then start tether's daemon there: tether machine up --machine ${machine}`;
+  switch (peer) {
+    case 'codexd':
+      return `this port is served by codexd, not tether: stop codexd on ${machine} (or give machine ${machine} another daemon_port in ${config}), ${after}`;
+    case 'http':
+    case 'not-http':
+      return `the daemon port of ${machine} is served by another program, not a tether daemon: free the port (or set another daemon_port for ${machine} in ${config}), ${after}`;
+    default:
+      return `the peer on the daemon port of ${machine} reset the connection: a tether daemon that was stopping, or another program on that port; check with: tether machine check --machine ${machine}`;
   }
 }

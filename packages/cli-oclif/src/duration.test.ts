@@ -30,6 +30,19 @@ describe('parseDuration', () => {
   });
 });
 
+describe('parseDuration limits', () => {
+  it('refuses more than 365 days, with the maximum in the hint', () => {
+    expect(parseDuration('365d', 'timeout')).toBe(31_536_000_000);
+    for (const text of ['99999999h', '366d', '364d25h', '31536000001', '9'.repeat(400)]) {
+      expect(() => parseDuration(text, 'timeout')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('too long'), hint: expect.stringContaining('365d') }));
+    }
+  });
+  it('refuses zero unless the flag allows it', () => {
+    for (const text of ['0', '0s', '0m0s', '0.0001ms']) expect(() => parseDuration(text, 'timeout')).toThrow(/--timeout: the duration must be more than 0/);
+    expect(parseDuration('0s', 'grace', { allowZero: true })).toBe(0);
+  });
+});
+
 describe('parseTime', () => {
   const now = Date.parse('2024-05-01T12:00:00Z');
   it('takes RFC 3339 times', () => {

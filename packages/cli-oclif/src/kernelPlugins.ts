@@ -6,9 +6,11 @@ import type { Plugin, PluginEntry } from '@tether/core';
  * A kernel plugin (transport, backend) declared by an installed package in its package.json:
  *
  * ```json
- * "oclif": {},
  * "tether": { "kernelPlugins": [{ "module": "./dist/plugin.js", "transports": ["docker"] }] }
  * ```
+ *
+ * (An `"oclif"` section is needed only for oclif commands: `tether plugins install` takes a
+ * package with kernel plugins alone.)
  *
  * A bare string is `{ "module": <string> }`. The module's default export is the plugin
  * (`definePlugin({...})`); it may also export `machineSchemas`, a map from each transport it
@@ -107,6 +109,7 @@ export interface KernelPluginImportFailure {
 const FIRST_PARTY: Readonly<Record<string, () => Promise<unknown>>> = {
   '@tether/transport-ws': () => import('@tether/transport-ws'),
   '@tether/transport-ssh': () => import('@tether/transport-ssh'),
+  '@tether/transport-cloud': () => import('@tether/transport-cloud'),
 };
 
 export async function importKernelPlugins(
@@ -148,11 +151,32 @@ export function pluginEntries(loaded: readonly LoadedKernelPlugin[], configs: Re
   return loaded.map(({ plugin }) => (configs[plugin.name] === undefined ? plugin : { plugin, config: configs[plugin.name] }));
 }
 
-/** Validates a machine's fields with a Standard Schema; returns the first issue, or undefined. */
-export async function validateWithSchema(
-  schema: StandardSchema,
-  value: unknown,
-): Promise<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> } | undefined> {
-  const result = await schema['~standard'].validate(value);
-  return result.issues?.[0];
+/** A plugin config the plugin's schema refused: where (`plugins.<name>.<field>`) and why. */
+export interface PluginConfigFault {
+  readonly plugin: string;
+  /** `plugins.@tether/plugin-filesystem.roots: expected a list`. */
+  readonly message: string;
+}
+
+/**
+ * Validates each plugin's config (the config file's `plugins:` section) with the plugin's own
+ * schema before a kernel loads it: the kernel would skip a plugin whose config it refuses, and a
+ * daemon without its filesystem backend, say, fails every file command until restarted.
+ * Returns the first fault, naming the field (with the closest known key for an unknown one).
+ */
+export async function pluginConfigFault(loaded: readonly LoadedKernelPlugin[], configs: Readonly<Record<string, unknown>>): Promise<PluginConfigFault | undefined> {
+  const { formatIssues, formatPath } = await import('./config/formatIssues.js');
+  const { declaredKeys, refusedKeys, suggestion } = await import('./config/unknownFields.js');
+  for (const { plugin } of loaded) {
+    if (!plugin.configSchema) continue;
+    const parsed = plugin.configSchema.safeParse(configs[plugin.name] ?? {});
+    if (parsed.success) continue;
+    const prefix = ['plugins', plugin.name];
+    const unknown = refusedKeys(parsed.error.issues)[0];
+    if (unknown !== undefined) {
+      return { plugin: plugin.name, message: `${formatPath([...prefix, unknown])}: unknown field${suggestion(unknown, declaredKeys(plugin.configSchema) ?? [])}` };
+    }
+    return { plugin: plugin.name, message: formatIssues(parsed.error.issues, prefix) };
+  }
+  return undefined;
 }

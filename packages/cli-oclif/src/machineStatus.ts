@@ -14,12 +14,16 @@ export interface MachineStatus {
   readonly transport: string | null;
   /** null for transports without SSH. */
   readonly ssh_ok: boolean | null;
+  /** Cloud machines only: the relay answered and accepted this client's credential. */
+  readonly relay_ok?: boolean;
   readonly daemon_ok: boolean;
   /** Round trip of a health call once connected. */
   readonly latency_ms: number | null;
   readonly checked_at: string;
   readonly daemon_version?: string;
   readonly error?: string;
+  /** What to do about `error` (the hint the CLI prints with that error). */
+  readonly hint?: string;
   /** The failure as the CLI reports errors (kept out of the JSON; for the exit code). */
   readonly failure?: unknown;
 }
@@ -43,21 +47,24 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       name,
       transport,
       ssh_ok: transport === 'ssh' ? true : null,
+      ...(transport === 'cloud' ? { relay_ok: true } : {}),
       daemon_ok: health.ok,
       latency_ms: latency,
       checked_at: checkedAt,
       daemon_version: info.version,
     };
   } catch (error) {
-    const { json } = describeError(error, { machine: name });
+    const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });
     return {
       name,
       transport,
       ssh_ok: transport === 'ssh' ? await sshWorks(machines, name, error, deadline) : null,
+      ...(transport === 'cloud' ? { relay_ok: relayWorked(error) } : {}),
       daemon_ok: false,
       latency_ms: null,
       checked_at: checkedAt,
       error: json.error.message,
+      hint: json.error.hint,
       failure: error,
     };
   }
@@ -86,6 +93,23 @@ async function sshWorks(machines: Machines, name: string, error: unknown, deadli
   } catch {
     return false;
   }
+}
+
+/** Failures that mean the check itself could not run (usage, config, unknown machine or transport), as opposed to a machine that did not answer. */
+const NOT_A_CHECK = new Set(['USAGE', 'INVALID_ARGUMENT', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'TRANSPORT_UNAVAILABLE']);
+
+/** Whether `failure` (a Status's) is an error of the caller or the config rather than a finding about the machine. */
+export function checkCouldNotRun(failure: unknown): boolean {
+  const code = (failure as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && NOT_A_CHECK.has(code);
+}
+
+/** Whether the relay answered and took the client credential, as the cloud transport's failure says (a pairing or session failure implies it did). */
+function relayWorked(error: unknown): boolean {
+  const details = (error as { details?: Readonly<Record<string, unknown>> }).details ?? {};
+  if (typeof details['relayOk'] === 'boolean') return details['relayOk'];
+  const cause = (error as { cause?: unknown }).cause;
+  return cause !== undefined && cause !== error ? relayWorked(cause) : false;
 }
 
 /** The status without the internal `failure`. */

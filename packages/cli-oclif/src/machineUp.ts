@@ -34,6 +34,8 @@ const TAIL_LINES = 5;
 /** A started command that exits without reporting an error may have forked a daemon: wait this long for the port before failing. */
 const EXIT_GRACE_MS = 3_000;
 const POLL_MS = 200;
+/** A daemon refusing the token this many checks in a row is a token mismatch, not a daemon still starting. */
+const MAX_REFUSALS = 3;
 
 /**
  * `tether machine up`: makes sure the daemon of an ssh machine runs and answers.
@@ -111,7 +113,9 @@ function runSh(connection: SshConnection, script: string, ssh: SshMachine['ssh']
  */
 async function missingProgram(connection: SshConnection, target: SshMachine, command: string): Promise<CliError | undefined> {
   const words = command.split(/\s+/).filter((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
-  const program = words[0] === 'exec' || words[0] === 'env' ? words[1] : words[0];
+  // `exec`, `env` and env's options (`env -i VAR=value program`) come before the program.
+  while (words[0] === 'exec' || words[0] === 'env' || (words[0]?.startsWith('-') && words.length > 1)) words.shift();
+  const program = words[0];
   // Anything but a plain word or path (a subshell, quotes, variables) is left to the shell.
   if (program === undefined || !/^[A-Za-z0-9_./~+-]+$/.test(program)) return undefined;
   const programs = [program, ...(program.split('/').pop() === 'tether' ? ['node'] : [])];
@@ -156,6 +160,8 @@ async function startDetached(connection: SshConnection, target: SshMachine, comm
     ': >> "$log" || exit 1',
     'wc -c < "$log" | tr -d " "',
     'echo "$log"; echo "$pid"',
+    // Whatever the command's own environment, the daemon records its token file where this login looks for it.
+    'export TETHER_PORT_RECORD_DIR="$d"',
     'cd "$HOME" 2>/dev/null || cd /',
     // setsid: out of the session's process group, so nothing sent to the session reaches the daemon.
     'if command -v setsid >/dev/null 2>&1; then set -- setsid; else set --; fi',
@@ -189,6 +195,8 @@ async function verify(
   let listening = false;
   let forwarding = true;
   let last: MachineStatus | undefined;
+  /** Health checks in a row whose token the daemon refused (one may race the daemon recording its token file). */
+  let refusals = 0;
   const succeeded = (after: MachineStatus): UpResult => ({ ok: true, phase: 'verify', message: `started the daemon on ${name}${version(after)}`, before, after });
   for (;;) {
     if (exitedAt === undefined && !(await isRunning(connection, target, started))) {
@@ -214,6 +222,8 @@ async function verify(
     if (listening || !forwarding) {
       last = await checkMachine(machines, name, Math.max(1_000, Math.min(options.checkTimeoutMs, deadline - Date.now())));
       if (last.daemon_ok) return succeeded(last);
+      refusals = errorCode(last.failure) === 'UNAUTHORIZED' ? refusals + 1 : 0;
+      if (refusals >= MAX_REFUSALS) return fail('verify', await tokenMismatch(connection, target, last), last);
     }
     const now = Date.now();
     const exitedLongAgo = exitedAt !== undefined && now - exitedAt > EXIT_GRACE_MS && !listening;
@@ -223,7 +233,9 @@ async function verify(
       const after = last ?? (await checkMachine(machines, name, options.checkTimeoutMs));
       if (after.daemon_ok) return succeeded(after);
       const failure =
-        exitedAt !== undefined
+        errorCode(after.failure) === 'UNAUTHORIZED'
+          ? await tokenMismatch(connection, target, after)
+          : exitedAt !== undefined
           ? new CliError('CONNECTION_LOST', `connection refused: the daemon started on ${name} exited before it answered`, {
               hint: `read ${started.log} on ${name}${said}`,
             })
@@ -235,6 +247,44 @@ async function verify(
     // A port that accepts but a daemon that does not answer yet: each health check costs a tunnel start.
     await new Promise((resolve) => setTimeout(resolve, listening || !forwarding ? 5 * POLL_MS : POLL_MS));
   }
+}
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * The daemon answering on the port refused the token the client read: says which token file was
+ * read and which one the daemon on the port recorded (`daemon serve` writes
+ * `<state>/daemon-port-<port>` with its pid and token file), so the hint names both.
+ */
+async function tokenMismatch(connection: SshConnection, target: SshMachine, status: MachineStatus): Promise<CliError> {
+  const details = (status.failure as { details?: Record<string, unknown> } | undefined)?.details ?? {};
+  const read = typeof details['tokenFile'] === 'string' ? details['tokenFile'] : (target.config.token_file ?? 'the default token file');
+  const port = target.config.daemon_port;
+  const script = [
+    `r="\${XDG_STATE_HOME:-$HOME/.local/state}/tether/daemon-port-${port}"`,
+    'echo "$r"',
+    'if [ -r "$r" ]; then { read -r pid; read -r tf; } < "$r"; echo "$tf"; if kill -0 "$pid" 2>/dev/null; then echo alive; else echo gone; fi; fi',
+  ].join('\n');
+  const out = (await runSh(connection, script, target.ssh).catch(() => undefined))?.stdout.toString('utf8').trim().split('\n') ?? [];
+  const [record, recorded, state] = out;
+  const configured = target.config.token_file !== undefined ? ` (token_file of ${target.name} in ${target.configPath})` : '';
+  const compared =
+    recorded !== undefined && state === 'alive'
+      ? `the daemon on port ${port} records its token in ${recorded} (${record})`
+      : record !== undefined
+        ? `no running daemon recorded its token file in ${record}: the daemon on port ${port} is not a tether daemon serve started with TETHER_PORT_RECORD_DIR (a daemon_cmd that clears the environment?) or was started by hand elsewhere`
+        : `the daemon on port ${port} recorded no token file`;
+  const fix =
+    recorded !== undefined && state === 'alive' && recorded !== read
+      ? `set token_file: ${recorded} for ${target.name} in ${target.configPath}, or remove token_file to read the recorded one`
+      : `set token_file of ${target.name} in ${target.configPath} to the token file of the daemon on port ${port} (its --token-file, or <data-dir>/token)`;
+  return new CliError('UNAUTHORIZED', `unauthorized: the daemon on ${target.name} (127.0.0.1:${port}) refused the token read from ${read}${configured}`, {
+    hint: `compared the token in ${read} with the daemon's: ${compared}; ${fix}`,
+    details: { tokenFile: read, ...(recorded !== undefined ? { recordedTokenFile: recorded } : {}) },
+  });
 }
 
 /** Whether the started command (the shell that runs it) is still running. */

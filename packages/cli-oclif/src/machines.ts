@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { Channel, Kernel, RemoteMachine, Transport } from '@tether/core';
+import type { Channel, Kernel, MachineConfig, RemoteMachine, Transport } from '@tether/core';
 import { CliError } from './cliError.js';
 import { loadRuntime } from './runtimeLoader.js';
 import type { ConfiguredMachine, TetherConfig } from './config/configFile.js';
@@ -29,6 +29,8 @@ export interface OpenedMachine {
   readonly transport: string;
   readonly machine: RemoteMachine;
   readonly isLocal: boolean;
+  /** The machine's config (none for `local`). */
+  readonly config?: MachineConfig;
 }
 
 /** How long to wait for the first connection to a configured machine. Default 10 s. */
@@ -65,7 +67,9 @@ export class Machines {
   }
 
   config(): Promise<TetherConfig> {
-    this.#config ??= loadRuntime().then(({ loadConfig }) => loadConfig(this.configPath, this.#ctx.configPath !== undefined));
+    // Without --config and without tether's own file, codex-remote's config is read (a drop-in should find the machines).
+    const explicit = this.#ctx.configPath !== undefined;
+    this.#config ??= loadRuntime().then(({ loadConfig }) => loadConfig(this.configPath, explicit, explicit ? undefined : tetherPaths().codexRemoteConfigFile));
     return this.#config;
   }
 
@@ -85,10 +89,22 @@ export class Machines {
     const configured = config.machines.find((m) => m.config.name === name);
     if (!configured) {
       throw new CliError('UNKNOWN_MACHINE', `unknown machine: ${name}`, {
-        hint: `known machines: ${(await this.names()).join(', ')}${config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`}`,
+        hint: `known machines: ${(await this.names()).join(', ')}${
+          config.codexRemote ? ` (from codex-remote's ${config.path}, read because tether has no config; tether machine import copies it)` : config.exists ? ` (from ${config.path})` : `; no config file at ${config.path}`
+        }`,
       });
     }
     return configured;
+  }
+
+  /**
+   * Checks a configured machine without connecting: it exists, its transport is available and
+   * its fields are valid for that transport. Throws what `open` would (`UNKNOWN_MACHINE`,
+   * `TRANSPORT_UNAVAILABLE`, `CONFIG_INVALID`); `local` is always valid.
+   */
+  async validate(name: string): Promise<void> {
+    if (name === 'local') return;
+    await this.#transport(await this.configured(name));
   }
 
   /** Closes every machine and kernel opened. */
@@ -126,6 +142,14 @@ export class Machines {
     try {
       first = await transport.connect(machineConfig, timeout);
     } catch (error) {
+      // A field the transport could not use (an addr that is not an address…) is the config's fault, not the flags'.
+      if ((error as { code?: unknown }).code === 'INVALID_ARGUMENT') {
+        const config = await this.config();
+        throw new CliError('CONFIG_INVALID', `${config.path}: machine ${machineConfig.name}: ${(error as Error).message}`, {
+          hint: `fix machine ${machineConfig.name} (${configured.where}) in ${config.path}`,
+          cause: error,
+        });
+      }
       if (timeout.aborted) {
         throw new CliError('CONNECTION_LOST', `connection refused: machine ${machineConfig.name} did not answer within ${connectTimeoutMs / 1000}s`, {
           hint: `check that ${machineConfig.name} is reachable: tether machine check --machine ${machineConfig.name}`,
@@ -140,7 +164,7 @@ export class Machines {
       reconnect: { giveUpAfterMs: RECONNECT_GIVE_UP_MS },
     });
     this.#opened.push(machine);
-    return { name: machineConfig.name, transport: machineConfig.transport, machine, isLocal: false };
+    return { name: machineConfig.name, transport: machineConfig.transport, machine, isLocal: false, config: machineConfig };
   }
 
   /** The machine's transport (its plugins loaded once per transport name), after checking the machine's fields with its schema. */
@@ -161,9 +185,22 @@ export class Machines {
       });
     }
     if (schema) {
-      const { validateWithSchema, formatIssues } = await loadRuntime();
-      const issue = await validateWithSchema(schema, machine);
-      if (issue) throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, { hint: `fix machine ${machine.name} in ${config.path}` });
+      const { checkMachineFields, suggestion, formatIssues, commonMachineFields } = await loadRuntime();
+      const verdict = await checkMachineFields(schema, machine, await commonMachineFields());
+      if (verdict && 'unknown' in verdict) {
+        throw new CliError('CONFIG_INVALID', `${config.path}: ${where}.${verdict.unknown}: unknown field${suggestion(verdict.unknown, verdict.known)}`, {
+          hint: `fix machine ${machine.name} in ${config.path}: the fields of a machine with transport ${name} are ${verdict.known.join(', ')}`,
+        });
+      }
+      if (verdict) {
+        const { issue } = verdict;
+        const missingToken = name === 'ws' && issue.path?.[0] === 'token' && machine['token'] === undefined && machine['token_file'] === undefined;
+        throw new CliError('CONFIG_INVALID', `${config.path}: ${formatIssues([issue], where)}`, {
+          hint: missingToken
+            ? `a tether daemon always wants its token (codexd without auth_token did not): copy the daemon's token file from ${machine.name} (~/.local/state/tether/token there, or <data-dir>/token) to ~/.config/tether/${machine.name}.token (mode 0600), and set token_file: ~/.config/tether/${machine.name}.token for machine ${machine.name} in ${config.path}`
+            : `fix machine ${machine.name} in ${config.path}`,
+        });
+      }
     }
     return transport;
   }

@@ -7,6 +7,8 @@ export interface TetherPaths {
   readonly configFile: string;
   /** The local daemon's directory: `$XDG_STATE_HOME/tether` (default `~/.local/state/tether`). */
   readonly stateDir: string;
+  /** codex-remote's config file, `~/.config/codex-remote/config.yaml`: read when tether has none. */
+  readonly codexRemoteConfigFile: string;
 }
 
 /** The local daemon's files inside its data directory. */
@@ -26,7 +28,11 @@ export function tetherPaths(env: NodeJS.ProcessEnv = process.env): TetherPaths {
   const home = env['HOME'] || homedir();
   const configHome = env['XDG_CONFIG_HOME'] || join(home, '.config');
   const stateHome = env['XDG_STATE_HOME'] || join(home, '.local', 'state');
-  return { configFile: join(configHome, 'tether', 'config.yaml'), stateDir: join(stateHome, 'tether') };
+  return {
+    configFile: join(configHome, 'tether', 'config.yaml'),
+    stateDir: join(stateHome, 'tether'),
+    codexRemoteConfigFile: join(home, '.config', 'codex-remote', 'config.yaml'),
+  };
 }
 
 export function daemonFiles(dataDir: string): DaemonFiles {
@@ -37,4 +43,21 @@ export function daemonFiles(dataDir: string): DaemonFiles {
     pid: join(dataDir, 'daemon.pid'),
     log: join(dataDir, 'daemon.log'),
   };
+}
+
+/**
+ * The record `daemon serve` keeps while it listens on TCP `port`: its pid and its token file, one
+ * a line, in `dir` (`$TETHER_PORT_RECORD_DIR`, else its state directory). The ssh transport reads
+ * it (`daemon-port-<port>`, see its `readRemoteToken`) to find the token of the daemon it reaches,
+ * whatever that daemon's environment or flags.
+ */
+export function portRecord(dir: string, port: number): string {
+  return join(dir, `daemon-port-${port}`);
+}
+
+/** The TCP port of a `--listen` address (`127.0.0.1:7337`, `[::1]:7337`), or undefined for a socket path. */
+export function listenPort(address: string): number | undefined {
+  if (address.startsWith('/') || address.startsWith('unix:') || address.startsWith('.')) return undefined;
+  const match = /:(\d{1,5})$/.exec(address);
+  return match ? Number(match[1]) : undefined;
 }

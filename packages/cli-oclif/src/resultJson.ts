@@ -25,6 +25,19 @@ export interface ResultJson {
   readonly stdout_bytes: number;
   readonly stderr_bytes: number;
   readonly last_seq: number;
+  /** With --project: the project, the ref given and the commit it ran at. */
+  readonly project?: { readonly name: string; readonly ref: string; readonly commit: string };
+  /** With --notify-cmd/--notify-url: the outcome of each (empty until delivered or given up). */
+  readonly notifications?: readonly NotificationJson[];
+}
+
+export interface NotificationJson {
+  readonly channel: 'command' | 'url';
+  readonly delivered: boolean;
+  readonly attempts: number;
+  readonly at: string | null;
+  /** `exit 0`, `HTTP 204`; or why the last try failed. */
+  readonly detail: string;
 }
 
 /** `defaultCwd`: where the execution ran when its spec names no cwd (the daemon's cwd). */
@@ -46,6 +59,12 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
     stdout_bytes: state.bytes.stdout + state.bytes.pty,
     stderr_bytes: state.bytes.stderr,
     last_seq: state.lastSeq,
+    ...(state.spec?.labels?.['tether.project'] !== undefined
+      ? { project: { name: state.spec.labels['tether.project'], ref: state.spec.labels['tether.ref'] ?? '', commit: state.spec.labels['tether.commit'] ?? '' } }
+      : {}),
+    ...(state.spec?.notify
+      ? { notifications: (state.notifications ?? []).map((n) => ({ channel: n.channel, delivered: n.delivered, attempts: n.attempts, at: rfc3339(n.at), detail: n.detail })) }
+      : {}),
   };
 }
 
@@ -53,6 +72,9 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
 export function commandText(state: ExecutionState): string {
   const spec = state.spec;
   if (!spec) return '';
+  // A project execution runs a wrapper; the label keeps the command the user gave.
+  const given = spec.labels?.['tether.cmd'];
+  if (given !== undefined) return given;
   if (spec.command !== undefined) return spec.command;
   return (spec.argv ?? []).map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`)).join(' ');
 }
@@ -80,5 +102,28 @@ export function commandExitCode(state: ExecutionState): number {
     }
     default:
       return 0;
+  }
+}
+
+/**
+ * The `error` of `exec run`'s `finished` line, worded as codex-remote words it (skills match on
+ * it): `exit status N` for a non-zero exit, `signal: SIGTERM` when a signal ended the command,
+ * the reason when it failed to start or was lost; undefined when it exited 0.
+ */
+export function finishedError(state: ExecutionState): string | undefined {
+  switch (state.endReason) {
+    case 'exited':
+      return state.exitCode ? `exit status ${state.exitCode}` : undefined;
+    case 'signaled':
+    case 'cancelled':
+    case 'timed_out':
+      if (state.exitCode !== null && state.exitCode !== 0) return `exit status ${state.exitCode}`;
+      return state.signal ? `signal: ${state.signal}` : state.endReason.replace('_', ' ');
+    case 'failed_to_start':
+      return state.error?.message ?? 'failed to start';
+    case 'lost':
+      return state.error?.message ?? 'lost';
+    default:
+      return undefined;
   }
 }

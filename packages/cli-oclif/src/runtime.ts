@@ -13,18 +13,25 @@
  */
 import type { TetherConfig } from './config/configFile.js';
 
-export { RemoteMachine, createKernel, Transport, isTetherError, normalizeSignal, durationMs, syncDirectory } from '@tether/core';
+export { RemoteMachine, createKernel, Transport, isTetherError, normalizeSignal, durationMs, syncDirectory, setLongTimeout } from '@tether/core';
 export { connectWs } from '@tether/transport-ws';
 export { WsMachineFields } from './config/wsMachineFields.js';
 export { formatIssues } from './config/formatIssues.js';
+export { checkMachineFields, suggestion } from './config/unknownFields.js';
 export { connectLocalDaemon, localDaemonStatus, pidFromFile, isAlive } from './localDaemon.js';
-export { resultJson, commandExitCode } from './resultJson.js';
-export { importKernelPlugins, pluginEntries, validateWithSchema } from './kernelPlugins.js';
+export { resultJson, commandExitCode, finishedError } from './resultJson.js';
+export { monitor, activeExecutions } from './monitor.js';
+export { importKernelPlugins, pluginEntries } from './kernelPlugins.js';
 
 /** Reads and validates the config file (see config/configFile.ts). */
-export async function loadConfig(path: string, explicit: boolean): Promise<TetherConfig> {
+export async function loadConfig(path: string, explicit: boolean, fallback?: string): Promise<TetherConfig> {
   const config = await import('./config/configFile.js');
-  return config.loadConfig(path, explicit);
+  return config.loadConfig(path, explicit, fallback);
+}
+
+/** The fields every machine may have, whatever its transport (from the config module, loaded on first use). */
+export async function commonMachineFields(): Promise<readonly string[]> {
+  return (await import('./config/configFile.js')).COMMON_MACHINE_FIELDS;
 }
 
 /**

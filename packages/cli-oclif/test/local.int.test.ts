@@ -125,6 +125,7 @@ describe('exec', () => {
       exit_code: 3,
       finished_at: expect.stringMatching(RFC3339),
       duration_ms: expect.any(Number),
+      error: 'exit status 3',
     });
   });
 
@@ -142,8 +143,11 @@ describe('exec', () => {
 
     const bad = await cli.run(['exec', 'run', '--cwd', join(cli.root, 'missing'), '--cmd', 'true']);
     expect(bad.code).toBe(127);
-    expect(bad.lines()).toEqual([expect.objectContaining({ type: 'finished', end_reason: 'failed_to_start', exit_code: null })]);
+    // The error alone: nothing on stdout (the execution is recorded: exec result finds it by the id in the message).
+    expect(bad.stdout).toBe('');
     expect(bad.error()).toMatchObject({ message: expect.stringMatching(/failed to start/), hint: expect.any(String) });
+    const id = /^(\S+) failed to start/.exec(bad.error().message)![1]!;
+    expect((await cli.run(['exec', 'result', '--id', id])).json()).toMatchObject({ status: 'finished', end_reason: 'failed_to_start' });
   });
 
   it('start returns while the command runs; result from another process finds it; the daemon outlives the CLI', async () => {
@@ -212,7 +216,9 @@ describe('exec', () => {
 
     const tail = (await cli.run(['exec', 'logs', '--id', id])).lines();
     const bytes = tail.reduce((n, l) => n + Buffer.byteLength(l['line']) + 1, 0);
-    expect(bytes).toBe(2000);
+    // The last 2000 bytes start 10 bytes into line 33: that cut line is dropped (as codex-remote does).
+    expect(bytes).toBe(1980);
+    expect(tail[0]!['line']).toBe(`stdout line ${'34'.padStart(17, '0')}`);
     expect(tail.every((l) => l['type'] === 'log' && l['stream'] === 'stdout' && typeof l['seq'] === 'number')).toBe(true);
     expect(tail.at(-1)!['line']).toBe(`stdout line ${'99'.padStart(17, '0')}`);
 
@@ -233,7 +239,7 @@ describe('exec', () => {
     const start = await cli.run(['exec', 'start', '--cmd', `for i in 1 2 3 4 5 6; do echo "line $i"; sleep 0.05; done; echo oops >&2; exit 4`]);
     const id = start.json()['exec_id'] as string;
 
-    const first = await cli.run(['exec', 'watch', '--id', id, '--max-events', '2']);
+    const first = await cli.run(['exec', 'watch', '--id', id, '--full', '--max-events', '2']);
     expect(first.code).toBe(0);
     const firstLines = first.lines();
     const summary = firstLines.at(-1)!;
@@ -254,7 +260,7 @@ describe('exec', () => {
     const seen = [...firstLines.slice(0, -1), ...restLines.slice(0, -1)].map((l) => l['line']);
     expect(seen).toEqual(['line 1', 'line 2', 'line 3', 'line 4', 'line 5', 'line 6', 'oops']);
 
-    const until = await cli.run(['exec', 'watch', '--id', id, '--stream', 'stdout', '--until-pattern', 'line [3]']);
+    const until = await cli.run(['exec', 'watch', '--id', id, '--full', '--stream', 'stdout', '--until-pattern', 'line [3]']);
     expect(until.lines().map((l) => l['line'] ?? l['type'])).toEqual(['line 1', 'line 2', 'line 3', 'summary']);
   });
 
@@ -284,14 +290,14 @@ describe('exec', () => {
     const id = (await cli.run(['exec', 'start', '--stdin', '--cmd', 'cat'])).json()['exec_id'] as string;
     expect((await cli.run(['exec', 'write', '--id', id, '--data', 'hello\n'])).json()).toEqual({ ok: true, bytes: 6 });
     expect((await cli.run(['exec', 'write', '--id', id, '--eof'], { input: 'from a pipe\n' })).json()).toEqual({ ok: true, bytes: 12 });
-    const done = await cli.run(['exec', 'watch', '--id', id]);
+    const done = await cli.run(['exec', 'watch', '--id', id, '--full']);
     expect(done.code).toBe(0);
     expect(done.lines().map((l) => l['line'] ?? l['type'])).toEqual(['hello', 'from a pipe', 'summary']);
 
     const trap = (await cli.run(['exec', 'start', '--cmd', "trap 'echo got INT; exit 7' INT; echo ready; while :; do sleep 0.05; done"])).json()['exec_id'] as string;
-    await cli.run(['exec', 'watch', '--id', trap, '--until-pattern', 'ready']);
+    await cli.run(['exec', 'watch', '--id', trap, '--full', '--until-pattern', 'ready']);
     expect((await cli.run(['exec', 'signal', '--id', trap, '--signal', 'INT'])).json()).toEqual({ ok: true });
-    const after = await cli.run(['exec', 'watch', '--id', trap]);
+    const after = await cli.run(['exec', 'watch', '--id', trap, '--full']);
     expect(after.code).toBe(7);
     expect(after.lines().map((l) => l['line'] ?? l['type'])).toContain('got INT');
   });

@@ -2,7 +2,8 @@
 // from stderr. Every test file gets its own HOME and XDG directories (and so its own local
 // daemon), and stops what it started.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -135,4 +136,29 @@ export async function eventually<T>(check: () => Promise<T | undefined> | T | un
   }
 }
 
+/** Whether a process runs (signal 0). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The pid in a pid file, or undefined when there is none. */
+export function pidIn(file: string): number | undefined {
+  const pid = Number(existsSync(file) ? readFileSync(file, 'utf8').trim() : NaN);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
+
+/** A loopback port nothing listens on. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -145,6 +145,13 @@ export interface FileSystemBackend {
   remove(path: string, options?: { readonly recursive?: boolean }): Promise<void>;
   /** Renames within the roots. `overwrite` defaults to false (`PATH_EXISTS`). */
   move(from: string, to: string, options?: { readonly overwrite?: boolean }): Promise<void>;
+  /**
+   * Creates a symbolic link at `path` whose target is `target`, stored as given (relative
+   * targets are relative to the link's directory). The link must not lead outside the roots
+   * (`PATH_OUTSIDE_ROOT`); an entry already at `path` fails with `PATH_EXISTS`. Optional: a
+   * backend without it cannot receive symlinks (sync then skips them).
+   */
+  symlink?(target: string, path: string): Promise<void>;
 }
 export const FileSystemBackend: InjectionToken<FileSystemBackend> = Symbol.for('tether.FileSystemBackend');
 

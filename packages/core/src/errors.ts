@@ -39,7 +39,7 @@ export const ErrorCodes = {
   /** No transport plugin handles the machine's transport. */
   TRANSPORT_UNAVAILABLE: 'no transport is registered for this machine',
   /** Filesystem: the path resolves outside every configured root. */
-  PATH_OUTSIDE_ROOT: 'the path is outside the allowed roots',
+  PATH_OUTSIDE_ROOT: 'path not allowed (outside the allowed roots)',
   /** Filesystem: no such file or directory. */
   PATH_NOT_FOUND: 'no such file or directory',
   /** Filesystem: the target exists and overwriting was not asked for. */

@@ -30,8 +30,27 @@ export const GpuGateOptions = z.object({
 export type GpuGateOptions = z.infer<typeof GpuGateOptions>;
 
 /**
+ * Who to tell when an execution has ended (any end: exited, signalled, cancelled, timed out,
+ * failed to start, lost). The daemon that runs the execution delivers it, whether or not a client
+ * is connected, and records the outcome (`NotificationDelivered` / `NotificationFailed`).
+ */
+export const NotifySpec = z
+  .object({
+    /** A shell command (`sh -c`) run on the machine with the summary JSON on its stdin; delivered when it exits 0. Run once. */
+    command: OsString.min(1).max(64 * 1024).optional(),
+    /** An http(s) URL the summary JSON is POSTed to; delivered on a 2xx answer, retried with backoff otherwise (a bounded number of times). */
+    url: z
+      .string()
+      .max(4096)
+      .refine((u) => URL.canParse(u) && /^https?:$/.test(new URL(u).protocol), 'an http:// or https:// URL')
+      .optional(),
+  })
+  .refine((n) => n.command !== undefined || n.url !== undefined, { message: 'give a command or a url to notify' });
+export type NotifySpec = z.infer<typeof NotifySpec>;
+
+/**
  * What to run. Exactly one of `argv` (run as is, no shell) or `command` (a shell string run
- * by `shell -c`, `sh` unless `shell` says otherwise; a non-login shell).
+ * by `shell -c`, `sh` unless `shell` says otherwise; a non-login shell unless `login`).
  */
 export const ExecutionSpec = z
   .object({
@@ -39,6 +58,8 @@ export const ExecutionSpec = z
     command: OsString.min(1).optional(),
     /** The shell for `command`. Default `sh`. */
     shell: OsString.min(1).optional(),
+    /** Run `command` in a login shell (`shell -lc`: it reads `~/.profile`, which often sets PATH, conda, CUDA). Default false. */
+    login: z.boolean().optional(),
     /** Working directory; default the backend's (the daemon's) cwd. */
     cwd: OsString.min(1).optional(),
     /** Environment variables; merged onto the backend's environment unless `envMode: 'exact'`. */
@@ -56,6 +77,8 @@ export const ExecutionSpec = z
     labels: z.record(z.string(), z.string()).optional(),
     /** Hold the execution in `queued` until a GPU is free. */
     gpuGate: GpuGateOptions.optional(),
+    /** Tell someone when it has ended (see NotifySpec). */
+    notify: NotifySpec.optional(),
   })
   .refine((s) => (s.argv === undefined) !== (s.command === undefined), {
     message: 'give exactly one of argv or command',
@@ -112,6 +135,30 @@ export const ExecutionFailed = z.object({
 });
 export const ExecutionLost = z.object({ type: z.literal('ExecutionLost'), data: z.object({ reason: z.string() }) });
 
+export const NotificationChannel = z.enum(['command', 'url']);
+export type NotificationChannel = z.infer<typeof NotificationChannel>;
+/** A completion notification reached its target (after the terminal event). */
+export const NotificationDelivered = z.object({
+  type: z.literal('NotificationDelivered'),
+  data: z.object({
+    channel: NotificationChannel,
+    /** Tries it took (1 for a command). */
+    attempts: z.number().int().min(1),
+    /** What answered: `exit 0`, `HTTP 204`. */
+    detail: z.string().max(1000),
+  }),
+});
+/** A completion notification could not be delivered (after its last try); the execution is unaffected. */
+export const NotificationFailed = z.object({
+  type: z.literal('NotificationFailed'),
+  data: z.object({
+    channel: NotificationChannel,
+    attempts: z.number().int().min(1),
+    /** Why the last try failed: `exit 3`, `HTTP 500`, `ECONNREFUSED`… */
+    error: z.string().max(1000),
+  }),
+});
+
 export const ExecutionEvent = z.discriminatedUnion('type', [
   ExecutionRequested,
   ExecutionStarted,
@@ -122,6 +169,8 @@ export const ExecutionEvent = z.discriminatedUnion('type', [
   ExecutionExited,
   ExecutionFailed,
   ExecutionLost,
+  NotificationDelivered,
+  NotificationFailed,
 ]);
 export type ExecutionEvent = Readonly<z.infer<typeof ExecutionEvent>>;
 export type ExecutionEventType = ExecutionEvent['type'];
@@ -137,10 +186,13 @@ export function isTerminal(event: ExecutionEvent): boolean {
   return TERMINAL_EVENT_TYPES.has(event.type);
 }
 
+/** Records about an ended execution: the only events that may follow its terminal event. */
+export const AFTER_TERMINAL_EVENT_TYPES: ReadonlySet<ExecutionEventType> = new Set(['NotificationDelivered', 'NotificationFailed']);
+
 /**
  * Events that must be on disk before an append resolves (the store writes them with sync):
- * the request, the start and the terminal events. Output and input are group-committed.
+ * the request, the start, the terminal events and the notification records. Output and input are group-committed.
  */
 export function needsSync(event: ExecutionEvent): boolean {
-  return event.type === 'ExecutionRequested' || event.type === 'ExecutionStarted' || isTerminal(event);
+  return event.type === 'ExecutionRequested' || event.type === 'ExecutionStarted' || isTerminal(event) || AFTER_TERMINAL_EVENT_TYPES.has(event.type);
 }

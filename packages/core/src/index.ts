@@ -10,7 +10,9 @@ export {
   type ExecutionState,
   type ExecutionStatus,
   type EndReason,
+  type NotificationRecord,
 } from './state.js';
+export { CompletionNotifier, completionSummary, type CompletionNotifierOptions, type CompletionSummary } from './completionNotifier.js';
 export {
   EventStore,
   type AppendOptions,
@@ -66,6 +68,8 @@ export type {
 } from './machine.js';
 export { readOutputTail, toLines, lastBytes, type OutputSlice, type TailOptions } from './logs.js';
 export { newExecutionId, normalizeSignal } from './ids.js';
+export { setLongTimeout, MAX_TIMER_MS, type LongTimer } from './longTimer.js';
+export { restrictUmask, withUserUmask } from './umask.js';
 export { VERSION } from './version.js';
 export { PROTOCOL_VERSION, methods as protocolMethods, isRetrySafe, NOTIFICATIONS, type MethodName } from './protocol/methods.js';
 export { JsonRpcCodes, RpcErrorNumbers, toRpcError, fromRpcError } from './protocol/jsonRpc.js';

@@ -4,7 +4,7 @@ import { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
 import { TetherError } from './errors.js';
 import { EventStore } from './eventStore.js';
 import { InMemoryEventStore } from './inMemoryEventStore.js';
-import { LocalMachine } from './localMachine.js';
+import { LocalMachine, type LocalMachineOptions } from './localMachine.js';
 import type { MachineApi } from './machine.js';
 import { loadPlugins, type PluginEntry, type PluginReport } from './plugin.js';
 import { RemoteMachine, type ReconnectOptions } from './protocol/remoteMachine.js';
@@ -18,7 +18,7 @@ export interface KernelOptions {
   /** Where executions are recorded. Default: a new in-memory store (closed with the kernel). */
   readonly store?: EventStore;
   /** Options for the `local` machine. */
-  readonly local?: { readonly outputHighWaterBytes?: number };
+  readonly local?: { readonly outputHighWaterBytes?: number; readonly notifications?: LocalMachineOptions['notifications'] };
   /** How remote machines reconnect (a CLI call may want to give up sooner than a long-lived agent). */
   readonly remote?: { readonly reconnect?: ReconnectOptions };
   /**
@@ -70,9 +70,14 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
     filesystem: optional(FileSystemBackend),
     gpu: optional(GpuProbe),
     outputHighWaterBytes: options.local?.outputHighWaterBytes,
+    notifications: options.local?.notifications,
   });
 
-  if (options.markInterruptedLost !== false) await local.exec.markInterruptedLost();
+  if (options.markInterruptedLost !== false) {
+    await local.exec.markInterruptedLost();
+    // This process owns the store: notifications a previous run owed are delivered now.
+    void local.notifier.resume().catch(() => undefined);
+  }
 
   const configs = new Map<string, MachineConfig>();
   for (const config of options.machines ?? []) {
@@ -113,6 +118,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
       closing ??= (async () => {
         await Promise.allSettled([...remotes.values()].map((remote) => remote.close()));
         await local.exec.shutdown();
+        await local.notifier.close();
         for (const dispose of disposers.reverse()) await dispose();
         await container.dispose();
         if (ownsStore) await store.close();

@@ -4,7 +4,8 @@ import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
-import { lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
+import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
 import type {
   CancelOptions,
   CancelResult,
@@ -40,7 +41,7 @@ interface ActiveExecution {
   /** A stop asked for before the process existed (while spawning); applied once it does. */
   pendingStop?: { reason: Exclude<SignalReason, 'user'>; signal: NodeJS.Signals; graceMs: number };
   survivors: number[];
-  timeout?: NodeJS.Timeout;
+  timeout?: LongTimer;
   /** The process has exited: a late timeout must not turn a normal exit into `timed_out`. */
   exited?: boolean;
   readonly gate: AbortController;
@@ -137,7 +138,7 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', '-c', spec.command!];
+    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
     let proc: RunningProcess;
     try {
       proc = await this.#process!.spawn({
@@ -162,13 +163,14 @@ export class LocalExec implements ExecApi {
       void this.#stop(active, reason, signal, graceMs);
     }
     if (spec.timeoutMs !== undefined) {
-      active.timeout = setTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+      // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
+      active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
     }
     void (async () => {
       const exit = await proc.exit;
       active.exited = true;
       await outputDone;
-      if (active.timeout) clearTimeout(active.timeout);
+      active.timeout?.clear();
       await active.stopping;
       await this.#finish(active, {
         type: 'ExecutionExited',
@@ -264,7 +266,8 @@ export class LocalExec implements ExecApi {
     const maxBytes = options.maxBytes ?? DEFAULT_READ_MAX_BYTES;
     if (!Number.isInteger(afterSeq) || afterSeq < 0) throw new TetherError('INVALID_ARGUMENT', 'afterSeq must be a non-negative integer');
     if (!Number.isInteger(limit) || limit < 1) throw new TetherError('INVALID_ARGUMENT', 'limit must be a positive integer');
-    const waitMs = options.waitMs ?? 0;
+    // A long-poll may return early with no events; a wait beyond what one timer holds is cut to it.
+    const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
       await firstValueFrom(next$, { defaultValue: undefined });
@@ -283,24 +286,27 @@ export class LocalExec implements ExecApi {
     const state = await this.get(id);
     const streams = options.streams ?? ['stdout'];
     const maxLines = options.maxLines ?? DEFAULT_MAX_LINES;
+    const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     const tailBytes =
       options.tailBytes ?? (options.tailLines === undefined && options.afterSeq === undefined && options.since === undefined ? DEFAULT_TAIL_BYTES : undefined);
     let slices: OutputSlice[];
-    if (tailBytes !== undefined || options.tailLines !== undefined) {
+    // A time range without a cursor is read from its end, so that a cap keeps the newest lines.
+    if (tailBytes !== undefined || options.tailLines !== undefined || (options.since !== undefined && options.afterSeq === undefined)) {
       slices = await readOutputTail(this.#store, id, {
         streams,
         bytes: tailBytes,
-        lines: options.tailLines ?? (tailBytes === undefined ? undefined : maxLines),
+        lines: options.tailLines ?? maxLines,
         afterSeq: options.afterSeq,
         since: options.since,
         until: options.until,
-        beforeSeq: state.lastSeq + 1,
+        beforeSeq: Math.min(state.lastSeq + 1, options.beforeSeq ?? Number.POSITIVE_INFINITY),
+        maxLineBytes,
       });
       if (tailBytes !== undefined) slices = lastBytes(slices, tailBytes);
     } else {
       slices = await this.#readForward(id, new Set<OutputStream>(streams), options, state.lastSeq, maxLines);
     }
-    let lines = toLines(slices);
+    let lines = toLines(slices, maxLineBytes);
     const keep = Math.min(maxLines, options.tailLines ?? maxLines);
     if (lines.length > keep) lines = lines.slice(lines.length - keep);
     return { lines, lastSeq: state.lastSeq };
@@ -309,16 +315,20 @@ export class LocalExec implements ExecApi {
   async #readForward(id: string, streams: ReadonlySet<OutputStream>, options: LogsOptions, lastSeq: number, maxLines: number): Promise<OutputSlice[]> {
     const slices: OutputSlice[] = [];
     let newlines = 0;
+    let bytes = 0;
     let after = options.afterSeq ?? 0;
-    while (after < lastSeq && newlines <= maxLines) {
-      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256 });
+    // Bounded like a tail: pages of at most 1 MiB, at most the scan budget in all (what is past
+    // it is read by the next call, from the last seq returned).
+    while (after < lastSeq && newlines <= maxLines && bytes < DEFAULT_TAIL_SCAN_BYTES) {
+      const page = await this.#store.read(id, { afterSeq: after, beforeSeq: lastSeq + 1, limit: 256, maxBytes: 1024 * 1024 });
       if (page.length === 0) break;
       for (const event of page) {
         if (options.since !== undefined && event.ts < options.since) continue;
         const slice = outputSlice(event, streams, options.until);
         if (!slice) continue;
         slices.push(slice);
-        for (const byte of slice.data) if (byte === 0x0a) newlines++;
+        bytes += slice.data.byteLength;
+        for (let i = slice.data.indexOf(0x0a); i !== -1; i = slice.data.indexOf(0x0a, i + 1)) newlines++;
       }
       after = page[page.length - 1]!.seq;
     }
@@ -431,7 +441,7 @@ export class LocalExec implements ExecApi {
 }
 
 function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+  return new Promise((resolve) => void setLongTimeout(resolve, ms).unref());
 }
 
 async function waitUntilGone(proc: RunningProcess, withinMs: number): Promise<number[]> {

@@ -1,5 +1,6 @@
 import { homedir, hostname } from 'node:os';
 import type { FileSystemBackend, GpuProbe, ProcessBackend } from './backends.js';
+import { CompletionNotifier, type CompletionNotifierOptions } from './completionNotifier.js';
 import { TetherError } from './errors.js';
 import { GpuGateOptions } from './events.js';
 import type { EventStore } from './eventStore.js';
@@ -17,6 +18,8 @@ export interface LocalMachineOptions {
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
   readonly outputHighWaterBytes?: number;
+  /** Retries and time limits of completion notifications (`spec.notify`). */
+  readonly notifications?: Pick<CompletionNotifierOptions, 'urlAttempts' | 'retryBaseMs' | 'requestTimeoutMs' | 'commandTimeoutMs'>;
 }
 
 /**
@@ -26,6 +29,8 @@ export interface LocalMachineOptions {
 export class LocalMachine implements MachineApi {
   readonly name: string;
   readonly exec: LocalExec;
+  /** Delivers completion notifications of this machine's executions (see `CompletionNotifier`). */
+  readonly notifier: CompletionNotifier;
   readonly fs: FsApi;
   readonly gpu: GpuApi;
   readonly #backends: MachineInfo['backends'];
@@ -33,8 +38,10 @@ export class LocalMachine implements MachineApi {
 
   constructor(options: LocalMachineOptions) {
     this.name = options.name ?? 'local';
-    this.exec = new LocalExec(options);
-    this.fs = options.filesystem ?? unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
+    this.notifier = new CompletionNotifier({ ...options.notifications, store: options.store, process: options.process, machineName: this.name });
+    // Every terminal event this machine appends passes the notifier, whichever path appends it.
+    this.exec = new LocalExec({ ...options, store: this.notifier.watch(options.store) });
+    this.fs = options.filesystem ? fsApi(options.filesystem) : unavailable<FsApi>('filesystem', '@tether/plugin-filesystem');
     const gpu = options.gpu;
     this.gpu = gpu
       ? {
@@ -62,6 +69,24 @@ export class LocalMachine implements MachineApi {
   async health(): Promise<MachineHealth> {
     return { ok: true, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount };
   }
+}
+
+/** The backend's operations, `write` taking a string too (UTF-8). */
+function fsApi(fs: FileSystemBackend): FsApi {
+  return {
+    stat: (path) => fs.stat(path),
+    list: (path) => fs.list(path),
+    read: (path, options) => fs.read(path, options),
+    write: (path, data, options) => fs.write(path, typeof data === 'string' ? new TextEncoder().encode(data) : data, options),
+    beginWrite: (path, options) => fs.beginWrite(path, options),
+    writeChunk: (uploadId, offset, data) => fs.writeChunk(uploadId, offset, data),
+    commitWrite: (uploadId) => fs.commitWrite(uploadId),
+    abortWrite: (uploadId) => fs.abortWrite(uploadId),
+    mkdir: (path, options) => fs.mkdir(path, options),
+    remove: (path, options) => fs.remove(path, options),
+    move: (from, to, options) => fs.move(from, to, options),
+    ...(fs.symlink ? { symlink: (target: string, path: string) => fs.symlink!(target, path) } : {}),
+  };
 }
 
 /** An API object whose every method fails with BACKEND_UNAVAILABLE. */

@@ -87,4 +87,59 @@ describe('readOutputTail', () => {
   });
 });
 
+describe('a tail of long lines', () => {
+  const MiB = 1024 * 1024;
+  function counting(store: EventStore): { store: EventStore; bytes: () => number } {
+    let bytes = 0;
+    const wrapped = Object.create(store) as EventStore;
+    wrapped.read = async (stream: string, options?: ReadOptions) => {
+      const events = await store.read(stream, options);
+      for (const e of events) if (e.type === 'OutputProduced') bytes += e.data.data.byteLength;
+      return events;
+    };
+    return { store: wrapped, bytes: () => bytes };
+  }
+  async function oneLine(store: EventStore, id: string, mib: number, after = ''): Promise<void> {
+    const events: ExecutionEvent[] = [{ type: 'ExecutionRequested', data: { spec: { command: 'x', envMode: 'merge', stdin: false, killGraceMs: 0 } } }];
+    events.push({ type: 'OutputProduced', data: { stream: 'stdout', data: enc.encode('before\n') } });
+    const chunk = new Uint8Array(MiB).fill(0x61);
+    for (let i = 0; i < mib; i++) events.push({ type: 'OutputProduced', data: { stream: 'stdout', data: chunk } });
+    if (after) events.push({ type: 'OutputProduced', data: { stream: 'stdout', data: enc.encode(after) } });
+    await store.append(id, events);
+  }
+
+  it('reads O(tail) of a 200 MiB line without a newline, and returns its end marked cut', async () => {
+    const memory = new InMemoryEventStore();
+    await oneLine(memory, 'big', 200);
+    const read = counting(memory);
+    const lines = toLines(await readOutputTail(read.store, 'big', { lines: 2 })).slice(-2);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ stream: 'stdout', cut: true });
+    expect(lines[0]!.line).toBe('a'.repeat(64 * 1024));
+    expect(read.bytes()).toBeLessThanOrEqual(2 * MiB); // not 200 MiB
+    await memory.close();
+  });
+
+  it('stops at a long line further back: the lines after it whole, that line cut', async () => {
+    const memory = new InMemoryEventStore();
+    await oneLine(memory, 'mid', 50, '\nlast one\n');
+    const read = counting(memory);
+    const lines = toLines(await readOutputTail(read.store, 'mid', { lines: 3 })).slice(-3);
+    expect(lines.map((l) => [l.line.length, l.cut])).toEqual([
+      [64 * 1024, true],
+      ['last one'.length, undefined],
+    ]);
+    expect(read.bytes()).toBeLessThanOrEqual(2 * MiB);
+    await memory.close();
+  });
+
+  it('toLines cuts a complete line longer than the limit to its end', () => {
+    const lines = toLines([slice(1, `${'x'.repeat(10)}END\nok\n`)], 5);
+    expect(lines).toEqual([
+      { stream: 'stdout', seq: 1, line: 'x'.repeat(2) + 'END', cut: true },
+      { stream: 'stdout', seq: 1, line: 'ok' },
+    ]);
+  });
+});
+
 export type { StoredEvent };

@@ -8,7 +8,18 @@ export interface OutputSlice {
   readonly seq: number;
   readonly ts: number;
   readonly data: Uint8Array;
+  /**
+   * Output of this stream before this slice exists but was not read: the line it starts in is
+   * longer than the tail's `maxLineBytes` (or the tail's scan budget ran out), so that line
+   * comes back cut (`LogLine.cut`).
+   */
+  readonly cutBefore?: true;
 }
+
+/** A line longer than this comes back as its last this-many bytes, marked `cut`. */
+export const DEFAULT_MAX_LINE_BYTES = 64 * 1024;
+/** A tail by lines reads at most this much output (a tail by bytes: at most what it asks for, if more). */
+export const DEFAULT_TAIL_SCAN_BYTES = 16 * 1024 * 1024;
 
 export interface TailOptions {
   /** Default `['stdout']`. */
@@ -24,38 +35,62 @@ export interface TailOptions {
   readonly since?: number;
   /** Only output recorded before this time (epoch ms). */
   readonly until?: number;
+  /** A line longer than this is not read further back: the tail stops there and the line is cut. Default 64 KiB. */
+  readonly maxLineBytes?: number;
+  /** Read at most this many bytes of output (at least `bytes`, when given). Default 16 MiB. */
+  readonly maxScanBytes?: number;
 }
 
 // Pages grow from a few events (a short tail of a large execution costs a few reads of large
-// events) to a few hundred (a long tail of small events costs few round trips).
+// events) to a few hundred (a long tail of small events costs few round trips), and hold at most
+// PAGE_BYTES of output, so no one step of a tail holds the event loop for long.
 const FIRST_PAGE = 4;
 const MAX_PAGE = 512;
+const PAGE_BYTES = 1024 * 1024;
 const NEWLINE = 0x0a;
 
 /**
  * The end of an execution's output, found by reading the stream backwards page by page: the
- * cost depends on the size of the tail, not of the execution. Returns slices oldest first; the
- * first may hold more than was asked (trim with `toLines`/`lastBytes`).
+ * cost depends on the size of the tail, not of the execution — nor of its lines. A line longer
+ * than `maxLineBytes` is not read further back (the tail stops there), and no tail reads more
+ * than `maxScanBytes`; where it stopped early the oldest slice of that stream has `cutBefore`.
+ * Returns slices oldest first; the first may hold more than was asked (trim with
+ * `toLines`/`lastBytes`).
  */
 export async function readOutputTail(store: EventStore, stream: string, options: TailOptions): Promise<OutputSlice[]> {
   const streams = new Set<OutputStream>(options.streams ?? ['stdout']);
   const wantBytes = options.bytes ?? Number.POSITIVE_INFINITY;
   const wantNewlines = options.lines === undefined ? Number.POSITIVE_INFINITY : options.lines + 1;
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const maxScan = Math.max(options.maxScanBytes ?? DEFAULT_TAIL_SCAN_BYTES, options.bytes ?? 0);
   const slices: OutputSlice[] = [];
   let bytes = 0;
   let newlines = 0;
+  // Per stream: bytes read back since the oldest newline seen, i.e. the part read so far of
+  // the line the tail is in.
+  const open = new Map<OutputStream, number>();
+  const cut = () => {
+    const oldest = slices.pop()!;
+    slices.push({ ...oldest, cutBefore: true });
+    return slices.reverse();
+  };
   let beforeSeq = options.beforeSeq;
   for (let limit = FIRST_PAGE; ; limit = Math.min(limit * 2, MAX_PAGE)) {
-    const page = await store.read(stream, { reverse: true, limit, beforeSeq, afterSeq: options.afterSeq });
+    const page = await store.read(stream, { reverse: true, limit, beforeSeq, afterSeq: options.afterSeq, maxBytes: PAGE_BYTES });
     if (page.length === 0) break;
     for (const event of page) {
       if (options.since !== undefined && event.ts < options.since) return slices.reverse();
       const slice = outputSlice(event, streams, options.until);
       if (!slice) continue;
       slices.push(slice);
-      bytes += slice.data.byteLength;
-      newlines += countNewlines(slice.data);
+      const size = slice.data.byteLength;
+      bytes += size;
+      const found = countNewlines(slice.data);
+      newlines += found;
       if (bytes >= wantBytes || newlines >= wantNewlines) return slices.reverse();
+      const line = found > 0 ? slice.data.indexOf(NEWLINE) : (open.get(slice.stream) ?? 0) + size;
+      open.set(slice.stream, line);
+      if (line > maxLineBytes || bytes >= maxScan) return cut();
     }
     beforeSeq = page[page.length - 1]!.seq;
     if (beforeSeq <= 1) break;
@@ -92,29 +127,55 @@ export function lastBytes(slices: readonly OutputSlice[], n: number): OutputSlic
 /**
  * Splits output into lines, each stream separately (a line of stdout is never glued to one of
  * stderr); a multi-byte character split across chunks decodes whole. Lines are ordered by the
- * seq where they end; a last line without a newline is included.
+ * seq where they end; a last line without a newline is included. A line longer than
+ * `maxLineBytes` (default 64 KiB) keeps its end and is marked `cut`, as is the first line of a
+ * stream whose first slice has `cutBefore`. Memory is bounded by the longest line kept, not by
+ * the longest line in the output.
  */
-export function toLines(slices: readonly OutputSlice[]): LogLine[] {
+export function toLines(slices: readonly OutputSlice[], maxLineBytes = DEFAULT_MAX_LINE_BYTES): LogLine[] {
   const lines: LogLine[] = [];
-  const open = new Map<OutputStream, { decoder: InstanceType<typeof TextDecoder>; text: string }>();
+  const open = new Map<OutputStream, { decoder: InstanceType<typeof TextDecoder>; text: string; cut: boolean }>();
+  const push = (stream: OutputStream, seq: number, text: string, cut: boolean) => {
+    const line = stripCr(text);
+    if (cut) lines.push({ stream, seq, line, cut: true });
+    else lines.push({ stream, seq, line });
+  };
   for (const slice of slices) {
     let state = open.get(slice.stream);
-    if (!state) open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '' }));
+    if (!state) open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '', cut: slice.cutBefore === true }));
     const text = state.text + state.decoder.decode(slice.data, { stream: true });
     let start = 0;
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      lines.push({ stream: slice.stream, seq: slice.seq, line: stripCr(text.slice(start, nl)) });
+      push(slice.stream, slice.seq, text.slice(start, nl), state.cut);
+      state.cut = false;
       start = nl + 1;
     }
     state.text = text.slice(start);
+    // An unfinished line longer than the limit keeps only its end (it is read to its end anyway).
+    if (state.text.length > maxLineBytes) {
+      state.text = keepEnd(state.text, maxLineBytes);
+      state.cut = true;
+    }
   }
   const lastSeq = new Map<OutputStream, number>();
   for (const slice of slices) lastSeq.set(slice.stream, slice.seq);
   for (const [stream, state] of open) {
     const rest = state.text + state.decoder.decode();
-    if (rest !== '') lines.push({ stream, seq: lastSeq.get(stream)!, line: stripCr(rest) });
+    if (rest !== '') push(stream, lastSeq.get(stream)!, rest, state.cut);
+  }
+  // Complete lines longer than the limit (within one slice) are cut the same way.
+  for (const [i, line] of lines.entries()) {
+    if (line.line.length > maxLineBytes) lines[i] = { stream: line.stream, seq: line.seq, line: keepEnd(line.line, maxLineBytes), cut: true };
   }
   return lines.sort((a, b) => a.seq - b.seq);
+}
+
+/** The last `n` UTF-16 units of `text`, not starting inside a surrogate pair. */
+function keepEnd(text: string, n: number): string {
+  let start = text.length - n;
+  const code = text.charCodeAt(start);
+  if (code >= 0xdc00 && code <= 0xdfff) start++;
+  return text.slice(start);
 }
 
 function stripCr(line: string): string {

@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import type { FileSystemBackend, GpuProbeResult, GpuWaitResult } from './backends.js';
+import type { FileSystemBackend, FileWriteOptions, GpuProbeResult, GpuWaitResult } from './backends.js';
 import type { ExecutionSpecInput, GpuGateOptions, OutputStream, StoredEvent } from './events.js';
 import type { ListOptions, ListPage } from './eventStore.js';
 import type { ExecutionState } from './state.js';
@@ -37,11 +37,15 @@ export interface LogsOptions {
   readonly tailLines?: number;
   /** Only output after this seq. */
   readonly afterSeq?: number;
+  /** Only output before this seq (pins a tail to an end seen before: `LogsResult.lastSeq + 1`). */
+  readonly beforeSeq?: number;
   /** Only output recorded at or after / before this time (epoch ms). */
   readonly since?: number;
   readonly until?: number;
-  /** At most this many lines returned. Default 10000. */
+  /** At most this many lines returned (the newest, unless only `afterSeq` bounds the read). Default 10000. */
   readonly maxLines?: number;
+  /** A longer line comes back as its end, marked `cut`; a tail does not read further back than that. Default 64 KiB. */
+  readonly maxLineBytes?: number;
 }
 
 export interface LogLine {
@@ -50,6 +54,11 @@ export interface LogLine {
   readonly seq: number;
   /** The line without its newline, decoded as UTF-8 (invalid bytes become U+FFFD). */
   readonly line: string;
+  /**
+   * Present (true) when `line` is only the end of a longer line: its start was not read (a line
+   * longer than the limit, 64 KiB by default, or a tail that reached its scan budget).
+   */
+  readonly cut?: true;
 }
 
 export interface LogsResult {
@@ -106,8 +115,14 @@ export interface ExecApi {
   wait(id: string): Promise<ExecutionState>;
 }
 
-/** Files on a machine; the same operations as the filesystem backend. */
-export type FsApi = FileSystemBackend;
+/**
+ * Files on a machine; the same operations as the filesystem backend, except that `write` also
+ * takes a string (written as UTF-8), as `exec.write` does.
+ */
+export interface FsApi extends Omit<FileSystemBackend, 'write'> {
+  /** Atomic: the file appears whole (temp file + rename) or not at all. A string is written as UTF-8. */
+  write(path: string, data: Uint8Array | string, options?: FileWriteOptions): Promise<{ bytesWritten: number }>;
+}
 
 export interface GpuApi {
   probe(): Promise<GpuProbeResult>;

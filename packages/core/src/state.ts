@@ -1,7 +1,18 @@
-import type { ExecutionSpec, OutputStream, SignalReason, StoredEvent } from './events.js';
+import type { ExecutionSpec, NotificationChannel, OutputStream, SignalReason, StoredEvent } from './events.js';
 
 export type ExecutionStatus = 'queued' | 'running' | 'finished';
 export type EndReason = 'exited' | 'signaled' | 'cancelled' | 'timed_out' | 'failed_to_start' | 'lost';
+
+/** The outcome of one completion notification (see `NotifySpec`). */
+export interface NotificationRecord {
+  readonly channel: NotificationChannel;
+  readonly delivered: boolean;
+  readonly attempts: number;
+  /** When it was delivered or given up (epoch ms). */
+  readonly at: number;
+  /** `exit 0`, `HTTP 204` when delivered; why the last try failed otherwise. */
+  readonly detail: string;
+}
 
 /** The state of one execution: a fold of its events, nothing more. */
 export interface ExecutionState {
@@ -31,6 +42,8 @@ export interface ExecutionState {
   readonly error: { readonly code: string; readonly message: string } | null;
   /** Processes that outlived the execution and could not be cleaned up. */
   readonly survivors: readonly number[];
+  /** Completion notifications delivered or given up so far (one per channel of `spec.notify`). */
+  readonly notifications: readonly NotificationRecord[];
   readonly lastSeq: number;
 }
 
@@ -54,6 +67,7 @@ export function initialState(id: string): ExecutionState {
     stopReason: null,
     error: null,
     survivors: [],
+    notifications: [],
     lastSeq: 0,
   };
 }
@@ -91,6 +105,19 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
         error: event.data,
         finishedAt: event.ts,
       };
+    case 'NotificationDelivered':
+    case 'NotificationFailed': {
+      const delivered = event.type === 'NotificationDelivered';
+      const record: NotificationRecord = {
+        channel: event.data.channel,
+        delivered,
+        attempts: event.data.attempts,
+        at: event.ts,
+        detail: event.type === 'NotificationDelivered' ? event.data.detail : event.data.error,
+      };
+      // A snapshot written before notifications existed has no list.
+      return { ...next, notifications: [...(state.notifications ?? []), record] };
+    }
     case 'ExecutionLost':
       return {
         ...next,

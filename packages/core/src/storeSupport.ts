@@ -1,5 +1,5 @@
 import { TetherError } from './errors.js';
-import { ExecutionEvent as ExecutionEventSchema, isTerminal, type ExecutionEvent, type StoredEvent } from './events.js';
+import { AFTER_TERMINAL_EVENT_TYPES, ExecutionEvent as ExecutionEventSchema, isTerminal, type ExecutionEvent, type StoredEvent } from './events.js';
 import type { AppendOptions, ListOptions, ListPage, ReadOptions } from './eventStore.js';
 import type { ExecutionState } from './state.js';
 
@@ -7,7 +7,7 @@ import type { ExecutionState } from './state.js';
 
 /**
  * Validates an append before anything is written: the stream name, the events' shapes, the
- * expected position, and that nothing follows a terminal event.
+ * expected position, and that nothing but notification records follows a terminal event.
  */
 export function checkAppend(
   stream: string,
@@ -37,7 +37,11 @@ export function checkAppend(
   }
   const finished = state?.status === 'finished';
   const terminalAt = events.findIndex(isTerminal);
-  if (finished || (terminalAt !== -1 && terminalAt !== events.length - 1)) {
+  const afterwords = events.every((e) => AFTER_TERMINAL_EVENT_TYPES.has(e.type));
+  if (!finished && afterwords) {
+    throw new TetherError('INVALID_ARGUMENT', `stream ${stream} has not ended: notification records follow a terminal event`, { stream });
+  }
+  if ((finished && !afterwords) || (terminalAt !== -1 && terminalAt !== events.length - 1)) {
     throw new TetherError('EXEC_FINISHED', `stream ${stream} has ended; nothing may follow its terminal event`, { stream });
   }
 }

@@ -18,6 +18,8 @@ export interface DaemonStream {
   readonly display: string;
   /** For the bridge: turns a `CONNECTION_LOST` seen on the stream into the bridge's own exit status and stderr. */
   readonly failure?: (error: unknown) => Promise<TetherError | undefined>;
+  /** For a forwarded channel: opens another one to the same port (to ask a peer that is not tether what it is). */
+  readonly probe?: () => Promise<ClientChannel>;
 }
 
 /**
@@ -32,7 +34,7 @@ export async function openDaemonStream(ssh: SshConnection, link: DaemonLink, con
     try {
       const stream = await ssh.forwardOut('127.0.0.1', port);
       link.route = 'forward';
-      return { stream, display: `127.0.0.1:${port} on ${ssh.where}` };
+      return { stream, display: `127.0.0.1:${port} on ${ssh.where}`, probe: () => ssh.forwardOut('127.0.0.1', port) };
     } catch (error) {
       if (!(isTetherError(error, 'PERMISSION_DENIED') && error.details['reason'] === 'forwarding-prohibited')) {
         if (isTetherError(error, 'CONNECTION_LOST') && error.details['reason'] === 'connect-failed') {
@@ -75,11 +77,46 @@ export async function openDaemonStream(ssh: SshConnection, link: DaemonLink, con
   return { stream, display: `the bridge \`${command}\` on ${ssh.where}`, failure };
 }
 
-/** Reads the daemon token from `file` on the machine (`~` is the remote home). */
-export async function readRemoteToken(ssh: SshConnection, file: string, name: string): Promise<string> {
-  const result = await ssh.run(`cat -- ${shellQuote(file, true)}`, { timeoutMs: 20_000 });
-  const token = result.stdout.toString('utf8').trim();
-  if (result.code === 0 && token.length >= 16 && !/\s/.test(token)) return token;
+/**
+ * The file, in the daemon's state directory, where `tether daemon serve` records which token
+ * file the daemon listening on `port` uses: two lines, its pid and the token file's path.
+ */
+export function portRecordName(port: number): string {
+  return `daemon-port-${port}`;
+}
+
+/**
+ * The POSIX sh script that prints which token file to read, then the token. `token_file` when
+ * configured; else the token file the daemon on `daemon_port` recorded (`daemon serve` writes
+ * `$XDG_STATE_HOME/tether/daemon-port-<port>`; `machine up` has a daemon it starts record there
+ * whatever that daemon's own environment), if that daemon still runs; else the default token of
+ * the login's state directory, `${XDG_STATE_HOME:-~/.local/state}/tether/token`.
+ */
+function tokenScript(config: Pick<SshMachineConfig, 'token_file' | 'daemon_port'>): string {
+  const print = `printf '%s\\n' "$f"; exec cat -- "$f"`;
+  if (config.token_file !== undefined) return `f=${shellQuote(config.token_file, true)}; ${print}`;
+  return [
+    `d="\${XDG_STATE_HOME:-$HOME/.local/state}/tether"; f="$d/token"; r="$d/${portRecordName(config.daemon_port)}"`,
+    'if [ -r "$r" ]; then { read -r pid; read -r tf; } < "$r"; if [ -n "$tf" ] && kill -0 "$pid" 2>/dev/null; then f="$tf"; fi; fi',
+    print,
+  ].join('\n');
+}
+
+/**
+ * Reads the daemon token on the machine (see `tokenScript` for which file), returning it with
+ * the file it came from (for messages).
+ */
+export async function readRemoteToken(
+  ssh: SshConnection,
+  config: Pick<SshMachineConfig, 'token_file' | 'daemon_port'>,
+  name: string,
+): Promise<{ token: string; file: string }> {
+  const result = await ssh.run(`sh -c ${shellQuote(tokenScript(config))}`, { timeoutMs: 20_000 });
+  const out = result.stdout.toString('utf8');
+  const newline = out.indexOf('\n');
+  const file = newline < 0 ? (config.token_file ?? '~/.local/state/tether/token') : out.slice(0, newline);
+  const token = newline < 0 ? '' : out.slice(newline + 1).trim();
+  if (result.code === 0 && token.length >= 16 && !/\s/.test(token)) return { token, file };
   const said = result.stderr.toString('utf8').trim();
   if (/no such file/i.test(said)) {
     throw new TetherError(
@@ -96,4 +133,9 @@ export async function readRemoteToken(ssh: SshConnection, file: string, name: st
     reason: 'bad-token',
     tokenFile: file,
   });
+}
+
+/** The daemon refused the token read from `file`: the same error, saying which file it came from. */
+export function refusedToken(error: TetherError, file: string, ssh: SshConnection, name: string): TetherError {
+  return new TetherError('UNAUTHORIZED', `${error.message} (the token was read from ${file} on ${ssh.where})`, { ...error.details, machine: name, reason: 'token-refused', tokenFile: file }, { cause: error });
 }

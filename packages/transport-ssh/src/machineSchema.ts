@@ -2,7 +2,11 @@ import { z } from 'zod';
 
 /** The daemon's TCP port on a machine, unless its config says otherwise. */
 export const DEFAULT_DAEMON_PORT = 7337;
-/** Where the daemon keeps its token on a machine (read over SSH; `~` is the remote home). */
+/**
+ * Where the daemon keeps its token on a machine by default (read over SSH; `~` is the remote
+ * home). Without `token_file`, the transport reads the token file the daemon on `daemon_port`
+ * recorded, else `${XDG_STATE_HOME:-~/.local/state}/tether/token` (see `readRemoteToken`).
+ */
 export const DEFAULT_TOKEN_FILE = '~/.local/state/tether/token';
 /** The command that pipes an exec channel to the daemon when TCP forwarding is forbidden; `--connect 127.0.0.1:<daemon_port>` is appended. */
 export const DEFAULT_BRIDGE_CMD = 'tether daemon bridge';
@@ -29,7 +33,10 @@ export const machineSchema = z.object({
   ssh: z.string().trim().min(1, 'ssh must name a host (user@host:port or a Host alias)'),
   /** The daemon's TCP port on the machine's loopback interface. Default 7337. */
   daemon_port: z.coerce.number().int().min(1).max(65535).default(DEFAULT_DAEMON_PORT),
-  /** The daemon token file on the machine. Default `~/.local/state/tether/token`. */
+  /**
+   * The daemon token file on the machine. Default: the one the daemon listening on `daemon_port`
+   * recorded (`daemon serve` does), else `${XDG_STATE_HOME:-~/.local/state}/tether/token`.
+   */
   token_file: z.string().min(1).optional(),
   /** The daemon token itself, instead of reading the token file over SSH. */
   token: z.string().min(16).optional(),

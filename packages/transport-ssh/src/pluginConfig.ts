@@ -1,7 +1,9 @@
+import { MAX_TIMER_MS } from '@tether/core';
 import { z } from 'zod';
 
 const path = z.string().min(1);
-const ms = z.number().int().min(0);
+// Timers hold at most 2^31 - 1 ms; a longer value would fire at once, so it is refused.
+const ms = z.number().int().min(0).max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (about 24.8 days)`);
 
 /**
  * How to open SSH connections (`SshConnectOptions` as JSON can state them): where the ssh

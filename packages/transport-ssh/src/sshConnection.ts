@@ -1,5 +1,5 @@
 import type { Client, ClientChannel, PseudoTtyOptions } from 'ssh2';
-import { TetherError } from '@tether/core';
+import { TetherError, setLongTimeout } from '@tether/core';
 import { describeHost, type ResolvedSshHost } from './resolveSshHost.js';
 import { translateChannelError, translateConnectError } from './sshErrors.js';
 
@@ -121,7 +121,7 @@ export class SshConnection {
       const timer =
         options.timeoutMs === undefined
           ? undefined
-          : setTimeout(() => {
+          : setLongTimeout(() => {
               channel.close();
               reject(new TetherError('TIMEOUT', `\`${command}\` on ${this.#where} did not finish within ${options.timeoutMs} ms`));
             }, options.timeoutMs);
@@ -131,7 +131,7 @@ export class SshConnection {
         exit = typeof code === 'number' ? { code } : { code: null, ...(signal ? { signal } : {}) };
       });
       channel.once('close', () => {
-        if (timer) clearTimeout(timer);
+        timer?.clear();
         if (exit === undefined && !this.#open) {
           return reject(new TetherError('CONNECTION_LOST', `connection reset by peer: ${this.#where} dropped while \`${command}\` ran`));
         }

@@ -1,8 +1,8 @@
 import type { Duplex } from 'node:stream';
-import { TetherError, isTetherError, type Channel, type MachineConfig, type Transport } from '@tether/core';
+import { TetherError, isTetherError, setLongTimeout, type Channel, type LongTimer, type MachineConfig, type Transport } from '@tether/core';
 import type { KeepaliveOptions } from '@tether/transport-ws';
-import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
-import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
+import { openDaemonStream, readRemoteToken, refusedToken, type DaemonLink } from './daemonStream.js';
+import { machineSchema, type SshMachineConfig } from './machineSchema.js';
 import { sshConnect, type SshConnectOptions } from './sshConnect.js';
 import type { SshConnection } from './sshConnection.js';
 import { wsOverStream } from './wsOverStream.js';
@@ -22,9 +22,9 @@ export interface SshTransportOptions extends Omit<SshConnectOptions, 'signal' | 
 interface Pooled extends DaemonLink {
   readonly ssh: SshConnection;
   channels: number;
-  idleTimer?: NodeJS.Timeout;
+  idleTimer?: LongTimer;
   /** The daemon token read over this connection, per token file. */
-  readonly tokens: Map<string, string>;
+  readonly tokens: Map<string, { readonly token: string; readonly file: string }>;
 }
 
 /**
@@ -64,7 +64,7 @@ export class SshTransport implements Transport {
     const config = parsed.data;
     const pooled = await abortable(this.#connection(config.ssh), signal);
     pooled.channels++;
-    if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+    pooled.idleTimer?.clear();
     pooled.idleTimer = undefined;
     let opened: { channel: Channel; stream: Duplex };
     try {
@@ -81,7 +81,7 @@ export class SshTransport implements Transport {
   close(): void {
     this.#closed = true;
     for (const pooled of this.#pool.values()) {
-      if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+      pooled.idleTimer?.clear();
       pooled.ssh.close();
     }
     this.#pool.clear();
@@ -103,7 +103,7 @@ export class SshTransport implements Transport {
           const pooled: Pooled = { ssh, channels: 0, tokens: new Map() };
           this.#pool.set(target, pooled);
           void ssh.closed.then(() => {
-            if (pooled.idleTimer) clearTimeout(pooled.idleTimer);
+            pooled.idleTimer?.clear();
             if (this.#pool.get(target) === pooled) this.#pool.delete(target);
           });
           return pooled;
@@ -117,7 +117,7 @@ export class SshTransport implements Transport {
   #release(target: string, pooled: Pooled): void {
     pooled.channels--;
     if (pooled.channels > 0 || !pooled.ssh.isOpen) return;
-    pooled.idleTimer = setTimeout(() => {
+    pooled.idleTimer = setLongTimeout(() => {
       if (pooled.channels > 0) return;
       if (this.#pool.get(target) === pooled) this.#pool.delete(target);
       pooled.ssh.close();
@@ -128,17 +128,20 @@ export class SshTransport implements Transport {
   async #openDaemonChannel(pooled: Pooled, config: SshMachineConfig, name: string, signal?: AbortSignal): Promise<{ channel: Channel; stream: Duplex }> {
     const { ssh } = pooled;
     const port = config.daemon_port;
-    const tokenFile = config.token_file ?? DEFAULT_TOKEN_FILE;
+    // Tokens read from the machine, by where they were looked for (a token_file, or the daemon on the port).
+    const tokenKey = config.token_file ?? `port:${port}`;
     for (let attempt = 0; ; attempt++) {
-      const cached = config.token === undefined && pooled.tokens.has(tokenFile);
-      const token = config.token ?? pooled.tokens.get(tokenFile) ?? (await readRemoteToken(ssh, tokenFile, name));
-      if (config.token === undefined) pooled.tokens.set(tokenFile, token);
-      const { stream, display, failure } = await openDaemonStream(ssh, pooled, config, name);
+      const cached = config.token === undefined && pooled.tokens.has(tokenKey);
+      const read = config.token !== undefined ? undefined : (pooled.tokens.get(tokenKey) ?? (await readRemoteToken(ssh, config, name)));
+      const token = config.token ?? read!.token;
+      if (read) pooled.tokens.set(tokenKey, read);
+      const { stream, display, failure, probe } = await openDaemonStream(ssh, pooled, config, name);
       try {
         const channel = await wsOverStream(stream, {
           token,
           url: `ws://127.0.0.1:${port}/`,
           display,
+          probe,
           signal,
           handshakeTimeoutMs: this.#options.handshakeTimeoutMs,
           keepalive: this.#options.keepalive,
@@ -148,9 +151,10 @@ export class SshTransport implements Transport {
       } catch (error) {
         // The daemon may have been re-initialised with a new token since we read it: read it again, once.
         if (isTetherError(error, 'UNAUTHORIZED') && cached && attempt === 0) {
-          pooled.tokens.delete(tokenFile);
+          pooled.tokens.delete(tokenKey);
           continue;
         }
+        if (read && isTetherError(error, 'UNAUTHORIZED')) throw refusedToken(error, read.file, ssh, name);
         throw (await failure?.(error)) ?? error;
       }
     }

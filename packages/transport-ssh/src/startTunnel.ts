@@ -1,8 +1,8 @@
 import { chmod, mkdir, open, stat } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { TetherError, isTetherError, type MachineConfig } from '@tether/core';
-import { openDaemonStream, readRemoteToken, type DaemonLink } from './daemonStream.js';
-import { DEFAULT_TOKEN_FILE, machineSchema, type SshMachineConfig } from './machineSchema.js';
+import { TetherError, isTetherError, setLongTimeout, type LongTimer, type MachineConfig } from '@tether/core';
+import { openDaemonStream, readRemoteToken, refusedToken, type DaemonLink } from './daemonStream.js';
+import { machineSchema, type SshMachineConfig } from './machineSchema.js';
 import { sshConnect } from './sshConnect.js';
 import type { SshConnection } from './sshConnection.js';
 import {
@@ -112,7 +112,7 @@ class RunningTunnel implements Tunnel {
   readonly #link: DaemonLink = {};
   #socketIno = 0;
   #ssh: Promise<SshConnection> | undefined;
-  #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimer: LongTimer | undefined;
   #closing: Promise<void> | undefined;
   #resolveClosed!: (value: { reason: TunnelExitReason; error?: TetherError }) => void;
 
@@ -147,15 +147,17 @@ class RunningTunnel implements Tunnel {
 
     const ssh = await this.#connect();
     const name = this.#machine.name;
-    const token = this.#config.token ?? (await readRemoteToken(ssh, this.#config.token_file ?? DEFAULT_TOKEN_FILE, name));
+    const read = this.#config.token === undefined ? await readRemoteToken(ssh, this.#config, name) : undefined;
+    const token = this.#config.token ?? read!.token;
     // One WebSocket before serving: a daemon that is not running, a refused token or a bridge that
     // cannot run is reported now, by the process that started the tunnel, instead of as a bare
     // disconnect later.
-    const { stream, display, failure } = await openDaemonStream(ssh, this.#link, this.#config, name);
+    const { stream, display, failure, probe } = await openDaemonStream(ssh, this.#link, this.#config, name);
     try {
-      const channel = await wsOverStream(stream, { token, url: `ws://127.0.0.1:${this.#config.daemon_port}/`, display });
+      const channel = await wsOverStream(stream, { token, url: `ws://127.0.0.1:${this.#config.daemon_port}/`, display, probe });
       channel.close();
     } catch (error) {
+      if (read && isTetherError(error, 'UNAUTHORIZED')) throw refusedToken(error, read.file, ssh, name);
       throw (await failure?.(error)) ?? error;
     }
     if (this.#config.token === undefined) await writePrivateFile(this.files.token, `${token}\n`);
@@ -256,11 +258,11 @@ class RunningTunnel implements Tunnel {
   #armIdle(): void {
     this.#disarmIdle();
     if (this.#closing || this.#sockets.size > 0 || this.state.status !== 'ready') return;
-    this.#idleTimer = setTimeout(() => void this.#shutdown('idle'), this.#idleTimeoutMs);
+    this.#idleTimer = setLongTimeout(() => void this.#shutdown('idle'), this.#idleTimeoutMs);
   }
 
   #disarmIdle(): void {
-    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer?.clear();
     this.#idleTimer = undefined;
   }
 

@@ -17,6 +17,8 @@ export interface WsOverStreamOptions {
   /** WebSocket keepalive. Default: `wsChannel`'s (ping every 15 s). */
   readonly keepalive?: KeepaliveOptions;
   readonly signal?: AbortSignal;
+  /** Opens another stream to the same peer, to tell what a peer that is not tether is (see connectWs). */
+  readonly probe?: () => Promise<Duplex>;
 }
 
 /**

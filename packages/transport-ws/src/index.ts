@@ -4,7 +4,7 @@ import { WsTransport } from './wsTransport.js';
 
 export { wsChannel, DEFAULT_PING_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, type KeepaliveOptions } from './wsChannel.js';
 export { WsListener, type WsListenerOptions, type ConnectionInfo, type LogEntry } from './wsListener.js';
-export { connectWs, type ConnectWsOptions } from './connectWs.js';
+export { connectWs, identifyPeer, type ConnectWsOptions, type PeerKind } from './connectWs.js';
 export { WsTransport, remoteMachine, type RemoteWsMachineOptions } from './wsTransport.js';
 export { startDaemon, type Daemon, type DaemonOptions } from './startDaemon.js';
 export { loadOrCreateToken, readToken, TokenVerifier, MIN_TOKEN_LENGTH } from './daemonToken.js';

@@ -32,6 +32,12 @@ describe('parseDaemonUrl', () => {
       expect(() => parseDaemonUrl(bad)).toThrow(/credentials/);
       expect(() => parseDaemonUrl(bad)).not.toThrow(/s3cr3t/);
     }
-    expect(() => parseDaemonUrl('http://h:1')).toThrow(/unsupported scheme/);
+    expect(() => parseDaemonUrl('ftp://h:1')).toThrow(/unsupported scheme/);
+  });
+
+  it("takes http:// and https:// (codex-remote's direct addresses) as the daemon's ws:// and wss://", () => {
+    expect(parseDaemonUrl('http://127.0.0.1:7337')).toMatchObject({ wsUrl: 'ws://127.0.0.1:7337/', display: 'ws://127.0.0.1:7337', tcp: { host: '127.0.0.1', port: 7337 } });
+    expect(parseDaemonUrl('HTTPS://gpu1.example:8443')).toMatchObject({ wsUrl: 'wss://gpu1.example:8443/' });
+    expect(() => parseDaemonUrl('http://user:s3cr3t@h:1')).toThrow(/credentials/);
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, lstat, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,52 @@ describe('startDaemon', () => {
     }
   });
 
+  it('makes an existing 0755 data dir private (0700) with events/ and its LevelDB files, and gives commands the user\'s umask', async () => {
+    const files = async (dir: string) => {
+      const found: Array<{ path: string; mode: number }> = [];
+      for (const name of await readdir(dir, { recursive: true })) {
+        const path = join(dir, String(name));
+        found.push({ path, mode: (await lstat(path)).mode & 0o777 });
+      }
+      return found;
+    };
+    const previousUmask = process.umask(0o022);
+    try {
+      const dataDir = join(await tempDir(), 'shared-box');
+      await mkdir(dataDir, { mode: 0o755 });
+      await chmod(dataDir, 0o755);
+      // A store left world-readable (as a daemon without this fix made it), then a new daemon.
+      const first = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: [] });
+      await first.close();
+      // (The token file is left 0600: a readable one is refused on its own, see the next test.)
+      await chmod(dataDir, 0o755);
+      await chmod(join(dataDir, 'events'), 0o755);
+      for (const { path } of await files(join(dataDir, 'events'))) if ((await lstat(path)).isFile()) await chmod(path, 0o644);
+      expect((await stat(dataDir)).mode & 0o777).toBe(0o755);
+
+      const logs: string[] = [];
+      const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir, plugins: backends(await tempDir()), log: (e) => logs.push(e.msg) });
+      try {
+        expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+        expect(logs).toContain('the data dir was readable by others: made private (0700)');
+        const machine = remoteMachine(daemon.url, { token: await readToken(daemon.tokenFile!) });
+        // Enough output for LevelDB to write new files while the daemon runs.
+        const started = await machine.exec.start({ command: 'head -c 3000000 /dev/zero | tr "\\0" x; echo; umask' });
+        await machine.exec.wait(started.id);
+        const { lines } = await machine.exec.logs(started.id, { tailLines: 1 });
+        await machine.close();
+        expect(lines[0]?.line).toBe('0022'); // the command's umask is the user's, not the daemon's 077
+        const open = (await files(dataDir)).filter(({ mode }) => (mode & 0o077) !== 0);
+        expect(open).toEqual([]);
+      } finally {
+        await daemon.close();
+      }
+      expect(process.umask()).toBe(0o022); // close() put the embedding process's umask back
+    } finally {
+      process.umask(previousUmask);
+    }
+  });
+
   it('refuses a token file readable by group or others, and releases the store', async () => {
     const dataDir = await tempDir();
     const tokenFile = join(dataDir, 'token');
@@ -54,16 +100,22 @@ describe('startDaemon', () => {
     }
   });
 
-  it('refuses connections over maxConnections with 503, and takes them again once one leaves', async () => {
+  it('over maxConnections lets a new authenticated client in and closes the quietest connection (1013); an unauthenticated one takes no room', async () => {
     const daemon = await startDaemon({ listen: '127.0.0.1:0', dataDir: await tempDir(), plugins: [], maxConnections: 1 });
     try {
-      const auth = { Authorization: `Bearer ${await readToken(daemon.tokenFile!)}` };
-      const first = await connectWs(daemon.url, { token: auth.Authorization.slice(7) });
-      expect(await upgradeStatus(daemon.url, auth)).toBe(503);
-      const gone = new Promise<void>((resolve) => first.messages$.subscribe({ complete: resolve, error: () => resolve() }));
-      first.close();
-      await gone;
-      await eventually(async () => (await upgradeStatus(daemon.url, auth)) === 101, 5_000, 'a free slot');
+      const token = await readToken(daemon.tokenFile!);
+      const first = await connectWs(daemon.url, { token });
+      let firstEnded = false;
+      const firstGone = new Promise<unknown>((resolve) =>
+        first.messages$.subscribe({ complete: () => resolve('complete'), error: (e: unknown) => resolve(e) }),
+      ).finally(() => (firstEnded = true));
+      expect(await upgradeStatus(daemon.url, { Authorization: 'Bearer wrong' })).toBe(401);
+      expect(await upgradeStatus(daemon.url, {})).toBe(401);
+      expect(firstEnded).toBe(false);
+      const second = await connectWs(daemon.url, { token });
+      const ended = await firstGone;
+      expect(isTetherError(ended) ? ended.details['closeCode'] : ended).toBe(1013);
+      second.close();
     } finally {
       await daemon.close();
     }

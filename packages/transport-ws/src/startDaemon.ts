@@ -1,9 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createKernel, isTetherError, serveMachine, TetherError, type Kernel, type PluginEntry, type RpcServerOptions, type RpcSession } from '@tether/core';
+import { createKernel, isTetherError, restrictUmask, serveMachine, TetherError, type Kernel, type PluginEntry, type RpcServerOptions, type RpcSession } from '@tether/core';
 import type { LevelEventStore, LevelEventStoreOptions } from '@tether/store-level';
 import { checkToken, loadOrCreateToken } from './daemonToken.js';
 import { parseListenAddress, type ListenAddress } from './listenAddress.js';
+import { preparePrivateDataDir } from './privateDataDir.js';
 import type { KeepaliveOptions } from './wsChannel.js';
 import { WsListener, type LogEntry } from './wsListener.js';
 
@@ -12,7 +13,11 @@ export interface DaemonOptions {
   readonly listen: string;
   /** More addresses served by the same daemon (e.g. its Unix socket beside a TCP port). Default none. */
   readonly alsoListen?: readonly string[];
-  /** The daemon's state: the event store in `<dataDir>/events`, the token in `<dataDir>/token`. Created (mode 0700) if missing. */
+  /**
+   * The daemon's state: the event store in `<dataDir>/events`, the token in `<dataDir>/token`.
+   * Created with mode 0700 if missing; an existing one open to group or others is tightened to
+   * 0700 (with `events/`), and one of another user is refused (`PERMISSION_DENIED`).
+   */
   readonly dataDir: string;
   /** Where the token lives. Default `<dataDir>/token`; created with a new token (mode 0600) on first start. */
   readonly tokenFile?: string;
@@ -73,9 +78,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) throw new TetherError('INVALID_ARGUMENT', 'dataDir must be a path');
   const log = options.log ?? (() => undefined);
   const dataDir = resolve(options.dataDir);
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const tightened = await preparePrivateDataDir(dataDir);
+  if (tightened.tightenedFrom !== undefined || tightened.tightenedEntries > 0) {
+    const from = tightened.tightenedFrom?.toString(8).padStart(4, '0');
+    log({ level: 'warn', msg: 'the data dir was readable by others: made private (0700)', dataDir, ...(from ? { modeBefore: from } : {}), entries: tightened.tightenedEntries });
+  }
 
   const cleanups: Array<() => Promise<void>> = [];
+  // LevelDB creates files on its own threads for as long as the store is open: a umask keeps
+  // every one of them private to this user (commands started by the daemon get the user's umask back).
+  const restoreUmask = restrictUmask();
+  cleanups.push(async () => restoreUmask());
   const unwind = async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   };
@@ -88,6 +101,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     } catch (error) {
       if (isTetherError(error, 'STORE_LOCKED')) {
         throw new TetherError('STORE_LOCKED', `another daemon is already running with the data dir ${dataDir}`, { dataDir }, { cause: error });
+      }
+      // An optional peer: clients of this package never need LevelDB, a daemon does.
+      if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((error as Error).message).includes('@tether/store-level')) {
+        throw new TetherError('BACKEND_UNAVAILABLE', 'a daemon needs @tether/store-level (LevelDB), an optional peer dependency of @tether/transport-ws: install it beside it', {}, { cause: error });
       }
       throw error;
     }
@@ -162,6 +179,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         await Promise.all(listeners.map((l) => l.close()));
         await kernel.close();
         await store.close();
+        restoreUmask();
         log({ level: 'info', msg: 'stopped' });
         resolveClosed();
       })();

@@ -1,6 +1,6 @@
 import { Observable, type Subscriber } from 'rxjs';
 import WebSocket from 'ws';
-import { TetherError, type Channel } from '@tether/core';
+import { MAX_TIMER_MS, TetherError, type Channel } from '@tether/core';
 
 /** Liveness checking of a WebSocket: a ping every `pingIntervalMs`, and a deadline for its pong. */
 export interface KeepaliveOptions {
@@ -31,6 +31,12 @@ const NORMAL_CLOSE_CODES = new Set([1000, 1001, 1005]);
 export function wsChannel(socket: WebSocket, keepalive: KeepaliveOptions = {}): Channel {
   const pingIntervalMs = keepalive.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS;
   const pongTimeoutMs = keepalive.pongTimeoutMs ?? DEFAULT_PONG_TIMEOUT_MS;
+  for (const [name, value] of [['pingIntervalMs', pingIntervalMs], ['pongTimeoutMs', pongTimeoutMs]] as const) {
+    // A timer longer than 2^31 - 1 ms would fire at once (Node clamps it to 1 ms).
+    if (!Number.isFinite(value) || value < 0 || value > MAX_TIMER_MS) {
+      throw new TetherError('INVALID_ARGUMENT', `keepalive ${name} must be from 0 to ${MAX_TIMER_MS} ms (about 24.8 days)`, { maximum: MAX_TIMER_MS });
+    }
+  }
 
   let reader: Subscriber<string | Uint8Array> | undefined;
   const early: Array<string | Uint8Array> = [];

@@ -40,12 +40,25 @@ export interface WsListenerOptions {
   readonly allowedHosts?: readonly string[];
   /** Largest WebSocket message accepted; a larger one closes the connection with 1009. Default 16 MiB. */
   readonly maxPayloadBytes?: number;
-  /** Most connections that have not finished their upgrade at once; more are dropped. Default 32. */
+  /**
+   * Most connections that have not finished their upgrade at once; more are dropped. A pending
+   * connection costs a socket and a few KiB, so the limit is generous: what keeps one peer from
+   * taking every slot is `maxPendingPerSource`. Default 512.
+   */
   readonly maxPendingConnections?: number;
-  /** A connection must complete its upgrade (TLS and HTTP headers included) within this long. Default 10 000 ms. */
+  /** Most unfinished upgrades from one source (an IP address; a Unix socket is one source); more from it are dropped. Default 128. */
+  readonly maxPendingPerSource?: number;
+  /** A connection must complete its upgrade (TLS and HTTP headers included) within this long. Default 5 000 ms. */
   readonly handshakeTimeoutMs?: number;
-  /** Most open WebSocket connections; more get 503. Default 256. */
+  /**
+   * Most open WebSocket connections. An authenticated client over the limit is let in and the
+   * connection that has been quiet the longest (no message either way), of the source holding
+   * the most, is closed with 1013 (try again later): room is always kept for a new authenticated
+   * client, and unauthenticated peers never count. Default 256.
+   */
   readonly maxConnections?: number;
+  /** Most open connections from one source; over it, that source's quietest one is closed. Default `maxConnections`. */
+  readonly maxConnectionsPerSource?: number;
   /** Keepalive of accepted connections. Default: ping every 15 s, drop after 30 s without a pong. */
   readonly keepalive?: KeepaliveOptions;
   /** Where log lines go. Default: nowhere. */
@@ -74,8 +87,10 @@ export class WsListener {
 
   readonly #server: Server;
   readonly #wss: WebSocketServer;
-  readonly #pending = new Map<unknown, { socket: Duplex; timer: NodeJS.Timeout }>();
-  readonly #clients = new Set<WebSocket>();
+  /** Unfinished handshakes, oldest first (a Map keeps insertion order). */
+  readonly #pending = new Map<unknown, { socket: Duplex; timer: NodeJS.Timeout; source: string }>();
+  /** Open connections, with where they come from and when they last carried a message. */
+  readonly #clients = new Map<WebSocket, { source: string; lastActive: number }>();
   readonly #socketIno: number | undefined;
   #closing: Promise<void> | undefined;
 
@@ -99,9 +114,11 @@ export class WsListener {
     if (typeof options.onChannel !== 'function') throw new TetherError('INVALID_ARGUMENT', 'onChannel must be a function');
     if (options.tls && requested.kind === 'unix') throw new TetherError('INVALID_ARGUMENT', 'TLS is for TCP listeners; a Unix socket is protected by its file mode');
     const maxPayload = positive(options.maxPayloadBytes ?? 16 * MiB, 'maxPayloadBytes');
-    const maxPending = positive(options.maxPendingConnections ?? 32, 'maxPendingConnections');
-    const handshakeTimeoutMs = positive(options.handshakeTimeoutMs ?? 10_000, 'handshakeTimeoutMs');
+    const maxPending = positive(options.maxPendingConnections ?? 512, 'maxPendingConnections');
+    const maxPendingPerSource = positive(options.maxPendingPerSource ?? 128, 'maxPendingPerSource');
+    const handshakeTimeoutMs = positive(options.handshakeTimeoutMs ?? 5_000, 'handshakeTimeoutMs');
     const maxConnections = positive(options.maxConnections ?? 256, 'maxConnections');
+    const maxPerSource = positive(options.maxConnectionsPerSource ?? maxConnections, 'maxConnectionsPerSource');
     const allowedOrigins = new Set((options.allowedOrigins ?? []).map((o) => o.toLowerCase().replace(/\/+$/, '')));
     const log = options.log ?? (() => undefined);
 
@@ -130,8 +147,13 @@ export class WsListener {
     };
 
     const track = (socket: Socket) => {
-      if (listener.#closing || listener.#pending.size >= maxPending) {
-        log({ level: 'warn', msg: 'connection dropped: too many connections still in their handshake', limit: maxPending });
+      if (listener.#closing) return void socket.destroy();
+      const source = address.kind === 'unix' ? 'unix' : sourceOf(socket);
+      // Dropping the newcomer, not an older one: evicting would let peers that re-connect at
+      // once churn the table faster than a real client completes its upgrade.
+      const full = listener.#pending.size >= maxPending ? maxPending : countBy(listener.#pending.values(), source) >= maxPendingPerSource ? maxPendingPerSource : 0;
+      if (full) {
+        log({ level: 'warn', msg: 'connection dropped: too many connections still in their handshake', limit: full, source });
         socket.destroy();
         return;
       }
@@ -141,7 +163,7 @@ export class WsListener {
         socket.destroy();
       }, handshakeTimeoutMs);
       timer.unref();
-      listener.#pending.set(pendingKey(socket), { socket, timer });
+      listener.#pending.set(pendingKey(socket), { socket, timer, source });
       socket.once('close', () => listener.#settle(socket));
     };
     server.on('connection', track);
@@ -155,7 +177,6 @@ export class WsListener {
       const remote = address.kind === 'unix' ? 'unix' : remoteOf(req.socket);
       socket.on('error', () => socket.destroy());
       if (listener.#closing) return refuse(socket, 503, 'the daemon is shutting down', remote);
-      if (listener.#clients.size >= maxConnections) return refuse(socket, 503, `too many connections (at most ${maxConnections})`, remote);
       const query = new URL(req.url ?? '/', 'http://daemon').searchParams;
       if (query.has('token') || query.has('access_token')) {
         return refuse(socket, 400, 'credentials are not accepted in the URL; send Authorization: Bearer <token>', remote);
@@ -171,10 +192,28 @@ export class WsListener {
       wss.handleUpgrade(req, socket, head, (ws) => {
         listener.#settle(socket);
         if (listener.#closing) return ws.terminate();
-        listener.#clients.add(ws);
+        // Authenticated: it gets in, and over a limit the quietest connection makes room.
+        const source = address.kind === 'unix' ? 'unix' : sourceOf(req.socket);
+        if (countBy(listener.#clients.values(), source) >= maxPerSource) listener.#closeQuietest(source, log);
+        else if (listener.#clients.size >= maxConnections) listener.#closeQuietest(busiest(listener.#clients.values()), log);
+        const client = { source, lastActive: performance.now() };
+        listener.#clients.set(ws, client);
         ws.once('close', () => listener.#clients.delete(ws));
+        ws.on('message', () => (client.lastActive = performance.now()));
         log({ level: 'info', msg: 'client connected', remote });
-        options.onChannel(wsChannel(ws, options.keepalive), origin === undefined ? { remote } : { remote, origin });
+        const channel = wsChannel(ws, options.keepalive);
+        const tracked: Channel = {
+          messages$: channel.messages$,
+          get bufferedAmount() {
+            return channel.bufferedAmount;
+          },
+          send(message) {
+            client.lastActive = performance.now();
+            channel.send(message);
+          },
+          close: (reason) => channel.close(reason),
+        };
+        options.onChannel(tracked, origin === undefined ? { remote } : { remote, origin });
       });
     });
     server.on('clientError', (_error, socket) => socket.destroy());
@@ -196,7 +235,7 @@ export class WsListener {
       }
       this.#pending.clear();
       this.#server.closeAllConnections();
-      const gone = [...this.#clients].map(
+      const gone = [...this.#clients.keys()].map(
         (ws) =>
           new Promise<void>((resolve) => {
             if (ws.readyState === WebSocket.CLOSED) return resolve();
@@ -211,6 +250,25 @@ export class WsListener {
       if (this.address.kind === 'unix') await removeSocketFile(this.address.path, this.#socketIno);
     })();
     return this.#closing;
+  }
+
+  /** Closes (1013, try again later) the open connection of `source` that has been quiet the longest. */
+  #closeQuietest(source: string, log: (entry: LogEntry) => void): void {
+    let quietest: WebSocket | undefined;
+    let since = Number.POSITIVE_INFINITY;
+    for (const [ws, client] of this.#clients) {
+      if (client.source === source && client.lastActive < since && ws.bufferedAmount === 0) {
+        quietest = ws;
+        since = client.lastActive;
+      }
+    }
+    if (!quietest) return;
+    // It stops counting now; its peer gets a close frame and, if it does not answer, is cut off.
+    this.#clients.delete(quietest);
+    log({ level: 'warn', msg: 'connection closed to make room for a new client', source, quietMs: Math.round(performance.now() - since) });
+    const ws = quietest;
+    ws.close(1013, 'too many connections: closed the quietest one');
+    setTimeout(() => ws.terminate(), 2_000).unref();
   }
 
   /** The socket finished (or abandoned) its handshake: it no longer counts as pending. */
@@ -231,6 +289,31 @@ export class WsListener {
 function pendingKey(socket: Duplex): unknown {
   const { remoteAddress, remotePort } = socket as Socket;
   return remotePort === undefined ? socket : `${remoteAddress}:${remotePort}`;
+}
+
+/** Where a connection comes from, for the per-source limits: its IP address (IPv4-mapped IPv6 as IPv4). */
+function sourceOf(socket: Socket): string {
+  const address = socket.remoteAddress ?? 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+function countBy(entries: Iterable<{ source: string }>, source: string): number {
+  let n = 0;
+  for (const entry of entries) if (entry.source === source) n++;
+  return n;
+}
+
+/** The source with the most entries. */
+function busiest(entries: Iterable<{ source: string }>): string {
+  const counts = new Map<string, number>();
+  let top = '';
+  let most = 0;
+  for (const { source } of entries) {
+    const n = (counts.get(source) ?? 0) + 1;
+    counts.set(source, n);
+    if (n > most) [top, most] = [source, n];
+  }
+  return top;
 }
 
 function positive(value: number, name: string): number {

@@ -59,9 +59,12 @@ export class Confinement {
   /** The roots as configured (normalised, not resolved): a caller may name paths either way. */
   readonly #configured: readonly string[];
   readonly #home: string;
+  /** Directories that are not roots on purpose, with why (said in the error of a path inside them). */
+  readonly #leftOut: ReadonlyArray<{ readonly dir: string; readonly reason: string }>;
 
-  constructor(roots: readonly string[], home: string, options: { readonly procfs?: boolean } = {}) {
+  constructor(roots: readonly string[], home: string, options: { readonly procfs?: boolean; readonly leftOut?: ReadonlyArray<{ readonly dir: string; readonly reason: string }> } = {}) {
     this.#home = home;
+    this.#leftOut = options.leftOut ?? [];
     const configured: string[] = [];
     const real: string[] = [];
     for (const root of roots) {
@@ -94,7 +97,7 @@ export class Confinement {
     if (path.includes('\0')) throw new TetherError('PATH_OUTSIDE_ROOT', 'the path contains a NUL byte');
     const expanded = this.#expandHome(path);
     const abs = isAbsolute(expanded) ? resolve(expanded) : resolve(this.roots[0]!, expanded);
-    if (!within(abs, this.#configured) && !within(abs, this.roots)) throw pathError('PATH_OUTSIDE_ROOT', path);
+    if (!within(abs, this.#configured) && !within(abs, this.roots)) throw this.#outside(path, abs);
     return abs;
   }
 
@@ -176,7 +179,14 @@ export class Confinement {
     } catch (error) {
       throw fsError(error, callerPath);
     }
-    if (!inside) throw pathError('PATH_OUTSIDE_ROOT', callerPath);
+    if (!inside) throw this.#outside(callerPath, expectedReal);
+  }
+
+  /** PATH_OUTSIDE_ROOT for `callerPath`; inside a directory left out of the default roots, with why. */
+  #outside(callerPath: string, abs: string): TetherError {
+    const note = this.#leftOut.find((l) => within(abs, [l.dir]));
+    if (!note) return pathError('PATH_OUTSIDE_ROOT', callerPath);
+    return pathError('PATH_OUTSIDE_ROOT', callerPath, undefined, { leftOut: note.dir, reason: note.reason });
   }
 
   async #openDirAt(path: string, real: string, callerPath: string): Promise<DirHandle> {

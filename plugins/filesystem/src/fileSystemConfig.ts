@@ -10,13 +10,14 @@ const RootPath = z
 
 /**
  * Configuration of the filesystem backend (the `@tether/plugin-filesystem` plugin's config).
+ * Strict: an unknown key (`root:` for `roots:`) is an error, not a silent fall-back to defaults.
  *
  * ```yaml
  * roots: [~/work, /scratch]   # every path must end up inside one of these
  * maxReadBytes: 16777216
  * ```
  */
-export const FileSystemConfig = z.object({
+export const FileSystemConfig = z.strictObject({
   /**
    * Directories every path must resolve into (absolute, or `~` / `~/…` for the home directory).
    * Each must exist; they are resolved with realpath once, at construction. Relative paths given

@@ -36,7 +36,8 @@ it('loads into a kernel and serves the local machine, confined to its roots', as
 });
 
 it('is reported, not thrown, when its config is invalid or a root is missing', async () => {
-  for (const config of [{ roots: ['relative'] }, { roots: [] }, { maxFileBytes: 0 }, { roots: [join(root, 'missing')] }]) {
+  // `root` (a typo of `roots`) is refused rather than ignored, which would serve the default roots.
+  for (const config of [{ roots: ['relative'] }, { roots: [] }, { maxFileBytes: 0 }, { roots: [join(root, 'missing')] }, { root: [root] }]) {
     const kernel = await createKernel({ plugins: [{ plugin, config }] });
     try {
       expect(kernel.plugins.failed.map((f) => f.name)).toEqual(['@tether/plugin-filesystem']);

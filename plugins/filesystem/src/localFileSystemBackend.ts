@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { link, lstat, mkdir, open, readdir, readlink, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, readlink, rename, rmdir, symlink, unlink, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import {
   TetherError,
@@ -17,6 +17,7 @@ import {
 import { Confinement, type DirHandle } from './confinement.js';
 import { FileSystemConfig, type FileSystemConfigInput } from './fileSystemConfig.js';
 import { errnoOf, fsError, pathError } from './fsError.js';
+import { tempRoots, type TempRootOptions } from './tempRoots.js';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK } = constants;
 
@@ -62,6 +63,8 @@ export interface LocalFileSystemBackendOptions {
    * the portable dev/ino fallback (for tests of that path).
    */
   readonly procfs?: boolean;
+  /** Decides whether a shared /tmp joins the default roots (see `tempRoots`). Default: what /proc/sys/fs says. */
+  readonly kernelProtectsStickyDirs?: TempRootOptions['kernelProtectsStickyDirs'];
 }
 
 /**
@@ -94,8 +97,15 @@ export class LocalFileSystemBackend implements FileSystemBackend {
     if (!parsed.success) throw invalid('filesystem config', parsed.error);
     this.config = parsed.data;
     const home = homedir();
-    const roots = this.config.roots ?? (this.config.dataDir === undefined ? [home] : [home, this.config.dataDir]);
-    this.#confinement = new Confinement(roots, home, options);
+    let roots = this.config.roots;
+    let leftOut: Array<{ dir: string; reason: string }> = [];
+    if (!roots) {
+      // The default: home, the data dir, and the temp dirs that are safe to share (see tempRoots).
+      const temps = tempRoots(options);
+      roots = [home, ...(this.config.dataDir === undefined ? [] : [this.config.dataDir]), ...temps.filter((t) => t.included).map((t) => t.dir)];
+      leftOut = temps.filter((t) => !t.included).map((t) => ({ dir: t.dir, reason: t.reason! }));
+    }
+    this.#confinement = new Confinement(roots, home, { ...options, leftOut });
   }
 
   /** The roots, resolved with realpath. */
@@ -341,6 +351,27 @@ export class LocalFileSystemBackend implements FileSystemBackend {
     if (resolved.missing.length > 1 && !o.recursive) throw pathError('PATH_NOT_FOUND', callerPath, 'the parent directory does not exist');
     const dir = await this.#makeDirs(resolved.existing, resolved.missing, callerPath, { mode: o.mode, lastMayExist: o.recursive === true });
     await dir.close();
+  }
+
+  /**
+   * Creates a symbolic link at `path` to `target` (kept as given). Where the link leads —
+   * `target` against the link's real directory, lexically — must be inside a root
+   * (`PATH_OUTSIDE_ROOT`); it need not exist. The parent must exist; an entry at `path` fails
+   * with `PATH_EXISTS`. Created through the verified parent directory, like every write.
+   */
+  async symlink(target: string, path: string): Promise<void> {
+    if (typeof target !== 'string' || target === '' || target.length > 4096 || target.includes('\0')) {
+      throw new TetherError('INVALID_ARGUMENT', 'a link target must be a non-empty string without NUL bytes (at most 4096 characters)');
+    }
+    const { callerPath, resolved } = await this.#target(path);
+    if (resolved.missing.length === 0) throw pathError('PATH_EXISTS', callerPath);
+    if (resolved.missing.length > 1) throw pathError('PATH_NOT_FOUND', callerPath, 'the parent directory does not exist');
+    const linkDir = dirname(resolved.real);
+    const leadsTo = isAbsolute(target) ? resolve(target) : resolve(linkDir, target);
+    if (!this.#confinement.contains(leadsTo)) {
+      throw pathError('PATH_OUTSIDE_ROOT', callerPath, 'path not allowed (the link would lead outside the allowed roots)', { target });
+    }
+    await this.#inDir(linkDir, callerPath, (dir) => symlink(target, dir.at(basename(resolved.real))));
   }
 
   /**

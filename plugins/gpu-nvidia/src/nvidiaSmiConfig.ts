@@ -1,3 +1,4 @@
+import { MAX_TIMER_MS } from '@tether/core';
 import { z } from 'zod';
 
 /**
@@ -16,7 +17,7 @@ export const NvidiaSmiConfig = z.strictObject({
    * How long one nvidia-smi run may take before it (and its process group) is killed with
    * SIGKILL and the probe answers `available: false`. Default 5000 ms.
    */
-  timeoutMs: z.number().int().positive().default(5000),
+  timeoutMs: z.number().int().positive().max(MAX_TIMER_MS, `at most ${MAX_TIMER_MS} ms (about 24.8 days)`).default(5000),
   /** How long a good answer is reused before nvidia-smi is run again; 0 disables. Default 2000 ms. */
   cacheMs: z.number().int().min(0).default(2000),
   /** Most stdout bytes read from one run; more and the run is killed and reported. Default 1 MiB. */

@@ -110,6 +110,21 @@ describe('waitForFreeGpu', () => {
     expect(calls()).toBeGreaterThanOrEqual(1);
   });
 
+  it.each([
+    ['597h', 597 * 3_600_000],
+    ['25d', 25 * 86_400_000],
+  ])('a %s gate timeout (beyond 2^31 ms) does not fire early: the gate keeps polling', async (_name, timeoutMs) => {
+    const { probe, calls } = scripted(busy);
+    const controller = new AbortController();
+    let settled = false;
+    const waiting = rejection(waitForFreeGpu(probe, { pollMs: 50, timeoutMs }, controller.signal)).finally(() => (settled = true));
+    // A timer clamped to 1 ms would have rejected GATE_TIMEOUT long before the third probe.
+    await waitUntil(() => calls() >= 3, 'three probes');
+    expect(settled).toBe(false);
+    controller.abort(new Error('done observing'));
+    expect(isTetherError(await waiting, 'ABORTED')).toBe(true);
+  });
+
   it('rejects ABORTED when the signal aborts, keeping the reason as cause', async () => {
     const { probe, calls } = scripted(busy);
     const controller = new AbortController();

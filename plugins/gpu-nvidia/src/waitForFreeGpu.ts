@@ -1,4 +1,4 @@
-import { GpuGateOptions, TetherError, type GpuInfo, type GpuProbeResult, type GpuWaitResult } from '@tether/core';
+import { GpuGateOptions, TetherError, setLongTimeout, type GpuInfo, type LongTimer, type GpuProbeResult, type GpuWaitResult } from '@tether/core';
 import type { z } from 'zod';
 
 /** Gate options as a caller may write them: thresholds left out take their defaults. */
@@ -79,14 +79,14 @@ export function waitForFreeGpu(
   return new Promise<GpuWaitResult>((resolve, reject) => {
     const started = performance.now();
     let settled = false;
-    let pollTimer: NodeJS.Timeout | undefined;
+    let pollTimer: LongTimer | undefined;
     let lastVerdict = 'no probe finished yet';
 
     const settle = (fn: () => void): void => {
       if (settled) return;
       settled = true;
-      clearTimeout(pollTimer);
-      clearTimeout(deadline);
+      pollTimer?.clear();
+      deadline?.clear();
       signal?.removeEventListener('abort', onAbort);
       fn();
     };
@@ -94,7 +94,8 @@ export function waitForFreeGpu(
     const deadline =
       gate.timeoutMs === undefined
         ? undefined
-        : setTimeout(() => {
+        : // Not setTimeout: a gate timeout over 2^31 ms (about 24.8 days) would fire at once.
+          setLongTimeout(() => {
             const timeoutMs = gate.timeoutMs;
             settle(() =>
               reject(
@@ -122,7 +123,7 @@ export function waitForFreeGpu(
         return;
       }
       lastVerdict = busy.join('; ');
-      pollTimer = setTimeout(() => void poll(), gate.pollMs);
+      pollTimer = setLongTimeout(() => void poll(), gate.pollMs);
     };
     void poll();
   });

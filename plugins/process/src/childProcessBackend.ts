@@ -1,14 +1,13 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
-import { TetherError, isTetherError, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
-import type * as NodePty from 'node-pty';
+import { TetherError, isTetherError, withUserUmask, type ProcessBackend, type ProcessSpec, type RunningProcess } from '@tether/core';
 import { z } from 'zod';
 import { checkExecutable } from './checkExecutable.js';
 import { PipeProcess } from './pipeProcess.js';
 import { EXEC_ID_VARIABLE } from './processTree.js';
 import { ProcessConfig, type ProcessConfigInput } from './processConfig.js';
+import { loadNodePty, type IPty, type PtyModule } from './nodePty.js';
 import { PtyProcess } from './ptyProcess.js';
 
 const OsString = z.string().refine((s) => !s.includes('\0'), 'must not contain a NUL byte');
@@ -45,7 +44,7 @@ const TERMINAL_SIZE_VARIABLES = new Set(['COLUMNS', 'LINES']);
  */
 export class ChildProcessBackend implements ProcessBackend {
   readonly #config: ProcessConfig;
-  #pty: typeof NodePty | undefined;
+  #pty: PtyModule | undefined;
 
   /** Options as in the plugin's config; invalid ones fail with `INVALID_ARGUMENT`. */
   constructor(options: ProcessConfigInput = {}) {
@@ -90,9 +89,9 @@ export class ChildProcessBackend implements ProcessBackend {
     const pty = this.#loadPty();
     env['TERM'] ??= this.#config.term;
     await checkExecutable(argv, { ...env, PWD: cwd }, cwd);
-    let term: NodePty.IPty;
+    let term: IPty;
     try {
-      term = pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null });
+      term = withUserUmask(() => pty.spawn(argv[0]!, argv.slice(1), { name: env['TERM'], cols: size.cols, rows: size.rows, cwd, env, encoding: null }));
     } catch (cause) {
       const errno = (cause as NodeJS.ErrnoException).code;
       throw new TetherError('SPAWN_FAILED', `spawn failed: ${(cause as Error).message}`, errno ? { errno } : {}, { cause });
@@ -100,9 +99,9 @@ export class ChildProcessBackend implements ProcessBackend {
     return new PtyProcess(term, { id: spec.id, stdin: spec.stdin });
   }
 
-  #loadPty(): typeof NodePty {
+  #loadPty(): PtyModule {
     try {
-      this.#pty ??= createRequire(import.meta.url)('node-pty') as typeof NodePty;
+      this.#pty ??= loadNodePty();
       return this.#pty;
     } catch (cause) {
       throw new TetherError('BACKEND_UNAVAILABLE', `terminals are unavailable: node-pty could not be loaded (${(cause as Error).message})`, { backend: 'pty' }, { cause });
@@ -119,13 +118,16 @@ async function spawnPipes(
 ): Promise<RunningProcess> {
   let child: ChildProcess;
   try {
-    child = spawnChild(argv[0]!, argv.slice(1), {
-      cwd,
-      env,
-      detached: true,
-      stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-      windowsHide: true,
-    });
+    // The daemon's own files are private (umask 077); the command gets the user's umask.
+    child = withUserUmask(() =>
+      spawnChild(argv[0]!, argv.slice(1), {
+        cwd,
+        env,
+        detached: true,
+        stdio: [spec.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+        windowsHide: true,
+      }),
+    );
   } catch (cause) {
     // Some failures (E2BIG) are thrown; others (ENOENT, EACCES) arrive as an 'error' event.
     throw spawnFailed(cause);

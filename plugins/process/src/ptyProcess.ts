@@ -2,7 +2,7 @@ import { readFileSync, readSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { TetherError, type OutputChunk, type ProcessExit, type RunningProcess } from '@tether/core';
-import type { IPty } from 'node-pty';
+import type { IPty } from './nodePty.js';
 import type { Observable } from 'rxjs';
 import { OutputPump } from './outputPump.js';
 import { findSurvivors, signalGroup, signalPids } from './processTree.js';

@@ -52,6 +52,14 @@ describe('the config file', () => {
     expect(parse("plugins:\n  '@tether/plugin-filesystem': { roots: [/] }\n").plugins).toEqual({ '@tether/plugin-filesystem': { roots: ['/'] } });
   });
 
+  it('keeps the daemon section (a relay to register with), with relay and environment together', () => {
+    expect(parse('daemon:\n  relay: wss://relay.example:8443\n  environment: gpu1\n').daemon).toEqual({ relay: 'wss://relay.example:8443', environment: 'gpu1' });
+    expect(parse('machines:\n').daemon).toEqual({});
+    expect(failure('daemon:\n  relay: wss://relay.example:8443\n').message).toBe('/cfg.yaml: daemon.environment: set relay and environment together');
+    expect(failure('daemon:\n  relay: http://x\n  environment: gpu1\n').message).toMatch(/^\/cfg\.yaml: daemon\.relay: the relay URL/);
+    expect(failure('daemon:\n  relya: wss://x\n').code).toBe('CONFIG_INVALID');
+  });
+
   it('names the bad field', () => {
     expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: b, ssh: b }\n  - { name: c, ssh: c, daemon_port: "x" }\n')).toMatchObject({
       code: 'CONFIG_INVALID',
@@ -66,6 +74,24 @@ describe('the config file', () => {
     expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: a, ssh: b }\n').message).toMatch(/machines\[1\]\.name: machine "a" is configured twice/);
     expect(failure('machines:\n  - { name: local, ssh: a }\n').message).toMatch(/"local" is reserved/);
     expect(failure('machines:\n  - { name: a }\n').message).toMatch(/machines\[0\]: machine "a" has no transport/);
+  });
+
+  it('refuses an unknown top-level field, suggesting the one meant', () => {
+    expect(failure('machine:\n  - { name: a, ssh: a }\n')).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: '/cfg.yaml: machine: unknown field (did you mean machines?)',
+      hint: expect.stringContaining('has machines, plugins, projects, daemon only'),
+    });
+    expect(failure('colour: blue\n').message).toBe('/cfg.yaml: colour: unknown field');
+  });
+
+  it('a YAML alias bomb is a config error, not a crash', () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    const bomb = `plugins:\n${levels.map((l) => `  ${l}`).join('\n')}\n`;
+    expect(failure(bomb)).toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringMatching(/^\/cfg\.yaml: invalid YAML: .*alias/i), hint: expect.stringContaining('aliases') });
+    // A few aliases are fine.
+    expect(parse('machines:\n  - &m { name: a, ssh: a }\nplugins:\n  p: { copy: *m }\n').machines).toHaveLength(1);
   });
 
   it('reports YAML syntax errors with their line', () => {

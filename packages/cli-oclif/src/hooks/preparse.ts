@@ -9,8 +9,13 @@ import type { Hook } from '@oclif/core';
 const hook: Hook<'preparse'> = async function ({ argv, options }) {
   const id = (options.context as { id?: string } | undefined)?.id;
   if (id !== 'plugins:install' && id !== 'plugins:add') return argv;
-  return argv.map((arg) => (!arg.startsWith('-') && !arg.includes(':') && (arg.startsWith('.') || arg.startsWith('/') || arg.startsWith('~')) && existsSync(expand(arg)) ? `file:${resolve(expand(arg))}` : arg));
+  return argv.map(asFileUrl);
 };
+
+/** A plugin argument naming an existing path, as the `file:` URL oclif's installer takes; other arguments as they are. */
+export function asFileUrl(arg: string): string {
+  return !arg.startsWith('-') && !arg.includes(':') && (arg.startsWith('.') || arg.startsWith('/') || arg.startsWith('~')) && existsSync(expand(arg)) ? `file:${resolve(expand(arg))}` : arg;
+}
 
 function expand(path: string): string {
   return path === '~' || path.startsWith('~/') ? `${process.env['HOME'] ?? ''}${path.slice(1)}` : path;

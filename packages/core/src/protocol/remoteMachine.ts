@@ -382,7 +382,7 @@ export class RemoteMachine implements MachineApi {
         const result = (await call('fs/read', { path, ...range })) as Omit<FileReadResult, 'data'> & { data: string };
         return { ...result, data: fromBase64(result.data) };
       },
-      write: (path, data, options = {}) => call('fs/write', { path, data: toBase64(data), ...options }) as never,
+      write: (path, data, options = {}) => call('fs/write', { path, data: toBase64(typeof data === 'string' ? new TextEncoder().encode(data) : data), ...options }) as never,
       beginWrite: (path, options = {}) => call('fs/beginWrite', { path, ...options }) as never,
       writeChunk: (uploadId, offset, data) => call('fs/writeChunk', { uploadId, offset, data: toBase64(data) }) as never,
       commitWrite: (uploadId) => call('fs/commitWrite', { uploadId }) as never,
@@ -390,6 +390,7 @@ export class RemoteMachine implements MachineApi {
       mkdir: async (path, options = {}) => void (await call('fs/mkdir', { path, ...options })),
       remove: async (path, options = {}) => void (await call('fs/remove', { path, ...options })),
       move: async (from, to, options = {}) => void (await call('fs/move', { from, to, ...options })),
+      symlink: async (target, path) => void (await call('fs/symlink', { target, path })),
     };
   }
 }

@@ -120,6 +120,10 @@ export function serveMachine(machine: MachineApi, channel: Channel, options: Rpc
     'fs/mkdir': async ({ path, ...rest }: { path: string }) => ({ result: (await machine.fs.mkdir(path, rest), { ok: true }) }),
     'fs/remove': async ({ path, ...rest }: { path: string }) => ({ result: (await machine.fs.remove(path, rest), { ok: true }) }),
     'fs/move': async ({ from, to, ...rest }: { from: string; to: string }) => ({ result: (await machine.fs.move(from, to, rest), { ok: true }) }),
+    'fs/symlink': async ({ target, path }: { target: string; path: string }) => {
+      if (!machine.fs.symlink) throw new TetherError('BACKEND_UNAVAILABLE', 'the filesystem backend cannot create symbolic links');
+      return { result: (await machine.fs.symlink(target, path), { ok: true }) };
+    },
     'gpu/probe': async () => ({ result: await machine.gpu.probe() }),
     'gpu/waitFree': async (p: { gate?: object }) => ({ result: await machine.gpu.waitFree(p.gate) }),
   };

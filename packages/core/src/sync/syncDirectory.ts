@@ -50,6 +50,16 @@ export interface SyncOptions {
    * Default false.
    */
   readonly delete?: boolean;
+  /**
+   * With `delete`: remove from a target that is not a mirror of the source. A target is taken
+   * for a mirror when it is missing or empty, or shares at least one top-level entry (name and
+   * kind) with the source; otherwise `delete` would empty an unrelated directory (a parent given
+   * by mistake), and the sync fails with `INVALID_ARGUMENT` (`details.reason: 'not-a-mirror'`,
+   * `details.wouldDelete`) before changing anything. Default false.
+   */
+  readonly forceDelete?: boolean;
+  /** Change nothing: scan both sides (and compare contents as `compare` says) and report what would be copied and removed (`SyncResult.planned`). Default false. */
+  readonly dryRun?: boolean;
   /** How files of equal size and mode are compared. Default `content`. */
   readonly compare?: SyncCompare;
   /** Files (and, during the scan, directories) handled at once. 1–64, default 4. */
@@ -71,8 +81,8 @@ export interface SyncOptions {
 
 /**
  * Why an entry was not synced:
- * - `symlink`: the source entry is a symbolic link. The filesystem API cannot create links, and
- *   the sync never follows one below the source root.
+ * - `symlink`: the source entry is a symbolic link that is not recreated: it leads outside the
+ *   synced tree, or the target cannot create it. The sync never follows one below the source root.
  * - `special`: a FIFO, socket or device.
  * - `vanished`: the source entry disappeared (or stopped being a file) during the sync.
  * - `unreadable`: the source refused to list or read it (`PERMISSION_DENIED`).
@@ -103,7 +113,15 @@ export interface SyncResult {
   readonly bytes: number;
   /** Target entries removed (`delete`, or replaced by an entry of another type); a directory removed with its contents counts once. */
   readonly deleted: number;
+  /** Symbolic links created on the target. */
+  readonly links: number;
   readonly skipped: readonly SyncSkipped[];
+  /**
+   * With `dryRun`: what the sync would do, paths relative to the source root (`/`-separated; a
+   * directory removed with its contents is listed once). `files`, `bytes` and `deleted` then
+   * count what would be written and removed.
+   */
+  readonly planned?: { readonly copy: readonly string[]; readonly delete: readonly string[]; readonly link: readonly string[] };
 }
 
 /**
@@ -122,7 +140,10 @@ export interface SyncResult {
  *   sync can fill a read-only one); the mode of an existing directory is not changed (the API
  *   has no chmod).
  * - A target symlink standing where the source has a file or directory is replaced, never
- *   written through. Source symlinks and special files are skipped and reported.
+ *   written through. A source symlink leading inside the synced tree is recreated as a symlink
+ *   (same target text); others, and special files, are skipped and reported.
+ * - With `delete`, a target that shares no top-level entry with the source is refused unless
+ *   `forceDelete` (see there); `dryRun` reports the plan and changes nothing.
  * - The sync scans both trees first (nothing is changed if the scan fails), then removes, then
  *   creates directories, then transfers files `concurrency` at a time.
  *
@@ -148,6 +169,8 @@ export async function syncDirectory(source: SyncEndpoint, target: SyncEndpoint, 
 interface Settings {
   readonly matcher: ExcludeMatcher;
   readonly delete: boolean;
+  readonly forceDelete: boolean;
+  readonly dryRun: boolean;
   readonly compare: SyncCompare;
   readonly concurrency: number;
   readonly chunkBytes: number;
@@ -174,8 +197,16 @@ interface Removal {
   readonly forFile?: FileTask;
 }
 
+/** A symbolic link to create on the target (its target as the source has it). */
+interface LinkTask {
+  readonly rel: string;
+  readonly target: string;
+}
+
 interface Plan {
   readonly removals: Removal[];
+  /** Symbolic links to create once directories and files are in place. */
+  readonly links: LinkTask[];
   /** Directories to create, one array per depth, parents first. */
   readonly mkdirs: Array<Array<{ readonly rel: string; readonly mode: number }>>;
   readonly files: FileTask[];
@@ -211,6 +242,7 @@ class SyncRun {
   #files = 0;
   #bytes = 0;
   #deleted = 0;
+  #links = 0;
   #halted = false;
   /** Lowered per filesystem when it answers `TOO_LARGE` with its own limit. */
   readonly #readLimits = new Map<FsApi, number>();
@@ -230,6 +262,7 @@ class SyncRun {
     this.#checkpoint();
     const plan = await this.#scan();
     this.#checkpoint();
+    if (this.#o.dryRun) return this.#dryRun(plan);
     await this.#pool(plan.removals, (removal) => this.#remove(removal));
     for (const level of plan.mkdirs) {
       await this.#pool(level, (dir) => retryUnknown(() => this.#target.fs.mkdir(this.#dst(dir.rel), { recursive: true, mode: dir.mode | 0o700 })));
@@ -237,15 +270,63 @@ class SyncRun {
     const tasks = plan.files.filter((task) => !task.blocked);
     this.#progress.start(tasks);
     await this.#pool(tasks, (task) => this.#syncFile(task));
+    await this.#pool(plan.links, (link) => this.#createLink(link));
     const incomplete = this.#skipped.some((s) => s.reason !== 'symlink' && s.reason !== 'special');
     const skipped = [...this.#skipped].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    return { ok: !incomplete, files: this.#files, bytes: this.#bytes, deleted: this.#deleted, skipped };
+    return { ok: !incomplete, files: this.#files, bytes: this.#bytes, deleted: this.#deleted, links: this.#links, skipped };
+  }
+
+  /** What `plan` would do, contents compared (read-only) where `compare` asks for it. */
+  async #dryRun(plan: Plan): Promise<SyncResult> {
+    const copy: FileTask[] = [];
+    await this.#pool(
+      plan.files.filter((task) => !task.blocked),
+      async (task) => {
+        try {
+          if (task.action === 'copy' || !(await this.#sameContent(task))) copy.push(task);
+        } catch (error) {
+          if (!(error instanceof SkipFile)) throw error;
+          this.#skip(task.rel, error.reason, error.message);
+        }
+      },
+    );
+    const sorted = (paths: string[]) => paths.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const deletions = plan.removals.filter((r) => r.why === 'absent' || r.type !== 'directory' || this.#o.delete);
+    const skipped = [...this.#skipped].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    return {
+      ok: !skipped.some((s) => s.reason !== 'symlink' && s.reason !== 'special'),
+      files: copy.length,
+      bytes: copy.reduce((sum, task) => sum + task.size, 0),
+      deleted: deletions.length,
+      links: plan.links.length,
+      skipped,
+      planned: {
+        copy: sorted(copy.map((t) => this.#shown(t.rel))),
+        delete: sorted(deletions.map((r) => this.#shown(r.rel))),
+        link: sorted(plan.links.map((l) => this.#shown(l.rel))),
+      },
+    };
+  }
+
+  /** Refuses `delete` into a target that does not look like a copy of the source (see `forceDelete`). */
+  #checkMirror(sources: readonly FileStat[], targets: readonly FileStat[]): void {
+    if (!this.#o.delete || this.#o.forceDelete || targets.length === 0) return;
+    const kinds = new Map(sources.map((entry) => [entry.name, entry.type === 'directory']));
+    const shared = targets.some((entry) => kinds.get(entry.name) === (entry.type === 'directory'));
+    if (shared) return;
+    const wouldDelete = targets.filter((entry) => !kinds.has(entry.name) && !this.#excluded(entry.name, entry.type)).map((entry) => entry.name);
+    if (wouldDelete.length === 0) return;
+    throw new TetherError(
+      'INVALID_ARGUMENT',
+      `refusing to delete: ${this.#target.path} is not a mirror of ${this.#source.path} (they share no entry), and delete would remove ${wouldDelete.length} entr${wouldDelete.length === 1 ? 'y' : 'ies'} from it (${wouldDelete.slice(0, 3).join(', ')}${wouldDelete.length > 3 ? ', …' : ''})`,
+      { reason: 'not-a-mirror', target: this.#target.path, wouldDelete: wouldDelete.slice(0, 100) },
+    );
   }
 
   // ---- scan ---------------------------------------------------------------------------------
 
   async #scan(): Promise<Plan> {
-    const plan: Plan = { removals: [], mkdirs: [], files: [] };
+    const plan: Plan = { removals: [], links: [], mkdirs: [], files: [] };
     const root = await rootStat(this.#source.fs, this.#source.path);
     if (!root) throw new TetherError('PATH_NOT_FOUND', `no such file or directory: ${this.#source.path}`, { path: this.#source.path });
     if (root.type === 'file') {
@@ -269,6 +350,7 @@ class SyncRun {
         this.#checkpoint();
         const [sources, targets] = await Promise.all([this.#listSource(dir.rel), dir.onTarget ? this.#listTarget(dir.rel) : []]);
         if (!sources) return;
+        if (dir.rel === '') this.#checkMirror(sources, targets);
         const onTarget = new Map(targets.map((entry) => [entry.name, entry]));
         for (const entry of sources) {
           const rel = join(dir.rel, entry.name);
@@ -316,7 +398,7 @@ class SyncRun {
 
   /** Decides what a non-directory source entry needs, given what the target has there. */
   #planEntry(rel: string, entry: FileStat, there: FileStat | undefined, plan: Plan): void {
-    if (entry.type === 'symlink') return this.#skip(rel, 'symlink', `a symbolic link${entry.linkTarget === undefined ? '' : ` to ${entry.linkTarget}`}`);
+    if (entry.type === 'symlink') return this.#planLink(rel, entry, there, plan);
     if (entry.type !== 'file') return this.#skip(rel, 'special', `a ${entry.type}`);
     let action: FileTask['action'] | undefined = 'copy';
     if (there?.type === 'file' && there.size === entry.size && there.mode === entry.mode) {
@@ -326,6 +408,46 @@ class SyncRun {
     const task: FileTask = { rel, size: entry.size, mode: entry.mode, action, blocked: false };
     if (there && there.type !== 'file') plan.removals.push({ rel, type: there.type, why: 'replaced', forFile: task });
     plan.files.push(task);
+  }
+
+  /**
+   * A source symlink is recreated as a symlink when it leads to somewhere inside the synced tree
+   * (a relative target that does not climb out of it); one that leads outside (an absolute
+   * target, `../..`) is skipped, so the copy never points at what the source tree does not hold.
+   */
+  #planLink(rel: string, entry: FileStat, there: FileStat | undefined, plan: Plan): void {
+    const target = entry.linkTarget;
+    const shown = `a symbolic link${target === undefined ? '' : ` to ${target}`}`;
+    if (target === undefined || this.#fileName !== '') return this.#skip(rel, 'symlink', shown);
+    const leadsTo = posix.normalize(posix.join(posix.dirname(rel), target));
+    if (target.startsWith('/') || leadsTo === '..' || leadsTo.startsWith('../')) {
+      return this.#skip(rel, 'symlink', `${shown}, which leads outside the synced tree: not copied`);
+    }
+    if (typeof this.#target.fs.symlink !== 'function') return this.#skip(rel, 'symlink', `${shown}: the target cannot create symbolic links`);
+    if (there?.type === 'symlink' && there.linkTarget === target) return;
+    if (there?.type === 'directory') {
+      if (!this.#o.delete) return this.#skip(rel, 'conflict', 'a directory stands on the target where the source has a symbolic link (sync with delete to replace it)');
+      plan.removals.push({ rel, type: there.type, why: 'replaced' });
+    } else if (there) {
+      plan.removals.push({ rel, type: there.type, why: 'replaced' });
+    }
+    plan.links.push({ rel, target });
+  }
+
+  async #createLink(link: LinkTask): Promise<void> {
+    this.#checkpoint();
+    try {
+      await this.#target.fs.symlink!(link.target, this.#dst(link.rel));
+      this.#links++;
+    } catch (error) {
+      // A target that refuses this link (it would leave its roots, an older daemon) leaves it out; the rest goes on.
+      if (!isTetherError(error)) throw wrap(error);
+      if (error.code === 'PATH_OUTSIDE_ROOT' || error.code === 'BACKEND_UNAVAILABLE' || error.code === 'INVALID_ARGUMENT' || error.code === 'PERMISSION_DENIED') {
+        this.#skip(link.rel, 'symlink', `a symbolic link to ${link.target}: not created on the target (${error.message})`);
+        return;
+      }
+      throw error;
+    }
   }
 
   async #listSource(rel: string): Promise<FileStat[] | undefined> {
@@ -757,6 +879,8 @@ function parseOptions(options: SyncOptions): Settings {
   return {
     matcher: excludeMatcher(exclude),
     delete: options.delete ?? false,
+    forceDelete: options.forceDelete === true,
+    dryRun: options.dryRun === true,
     compare,
     concurrency: integer(options.concurrency, 'concurrency', 1, 64, 4),
     chunkBytes: integer(options.chunkBytes, 'chunkBytes', 1, 64 * MiB, 4 * MiB),

@@ -115,6 +115,27 @@ export function eventStoreContract(name: string, factory: EventStoreFactory): vo
         await expectCode(store.append('t2', [requested(), exited(), out('x')]), 'EXEC_FINISHED');
         expect(seqs(await store.read('t'))).toEqual([1, 2, 3]);
       });
+
+      it('after the terminal event takes notification records only, folded into the state', async () => {
+        const delivered: ExecutionEvent = { type: 'NotificationDelivered', data: { channel: 'url', attempts: 2, detail: 'HTTP 204' } };
+        const failed: ExecutionEvent = { type: 'NotificationFailed', data: { channel: 'command', attempts: 1, error: 'exit 3' } };
+        await store.append('n', [requested(), started()]);
+        await expectCode(store.append('n', [delivered]), 'INVALID_ARGUMENT');
+        await store.append('n', [exited()]);
+        await store.append('n', [delivered]);
+        await store.append('n', [failed]);
+        await expectCode(store.append('n', [out('late')]), 'EXEC_FINISHED');
+        const state = await store.state('n');
+        expect(state).toMatchObject({ status: 'finished', endReason: 'exited', lastSeq: 5 });
+        expect(state!.notifications).toEqual([
+          { channel: 'url', delivered: true, attempts: 2, detail: 'HTTP 204', at: expect.any(Number) },
+          { channel: 'command', delivered: false, attempts: 1, detail: 'exit 3', at: expect.any(Number) },
+        ]);
+        expect(await store.durableSeq('n')).toBe(5);
+        // A follower still completes at the terminal event.
+        expect(seqs(await lastValueFrom(store.follow('n', 0).pipe(toArray())))).toEqual([1, 2, 3]);
+        expect((await store.list({ status: 'finished' })).items.map((s) => s.id)).toContain('n');
+      });
     });
 
     describe('read', () => {

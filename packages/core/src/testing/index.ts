@@ -4,3 +4,4 @@ export { machineContract, processesOf, type MachineFactory, type MachineUnderTes
 export { eventually } from './eventually.js';
 export { rejection } from './rejection.js';
 export { followStdout } from './followStdout.js';
+export { CuttableProxy, type ProxiedConnection } from './cuttableProxy.js';

@@ -186,6 +186,18 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         expect(await failure(machine.exec.signal(interrupted.id, 'INT'))).toBe('EXEC_FINISHED');
       });
 
+      it('a timeout beyond 2^31 ms (597h, 25d) does not fire early: the command runs to its end', async () => {
+        const [hours, days] = await Promise.all([
+          run({ command: 'sleep 0.3; echo ok', timeoutMs: 597 * 3_600_000 }),
+          run({ command: 'sleep 0.3; echo ok', timeoutMs: 25 * 86_400_000 }),
+        ]);
+        for (const r of [hours, days]) {
+          expect(r.state).toMatchObject({ endReason: 'exited', exitCode: 0 });
+          expect(r.stdout).toBe('ok\n');
+          expect(r.events.some((e) => e.type === 'SignalSent')).toBe(false);
+        }
+      });
+
       it('runs in a terminal of the size asked for, and resizes it', async () => {
         const r = await run({ command: 'stty size; test -t 1 && echo is-a-tty', tty: { cols: 101, rows: 31 } });
         expect(r.state.bytes.stdout).toBe(0);
@@ -217,6 +229,18 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         const later = await machine.exec.start({ command: 'sleep 0.3; echo late' });
         const polled = await machine.exec.read(later.id, { afterSeq: 2, waitMs: 10_000 });
         expect(polled.events[0]!.seq).toBe(3);
+      });
+
+      it('a capped time range keeps its newest lines; beforeSeq pins a tail to an earlier end', async () => {
+        const r = await run({ command: 'seq 1 3000' });
+        const since = await machine.exec.logs(r.state.id, { since: 0, maxLines: 10 });
+        expect(since.lines.map((l) => l.line)).toEqual(Array.from({ length: 10 }, (_, i) => String(2991 + i)));
+        const two = await run({ command: 'echo first; sleep 0.2; echo second' });
+        const all = await machine.exec.logs(two.state.id, { tailLines: 1 });
+        expect(all.lines.map((l) => l.line)).toEqual(['second']);
+        const firstSeq = (await machine.exec.logs(two.state.id, { tailLines: 2 })).lines[0]!.seq;
+        const pinned = await machine.exec.logs(two.state.id, { tailLines: 1, beforeSeq: firstSeq + 1 });
+        expect(pinned.lines.map((l) => l.line)).toEqual(['first']);
       });
 
       it('follows from any seq while the execution runs, with no gap and no duplicate', async () => {
@@ -257,6 +281,9 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
         expect(await failure(machine.fs.remove(join(dir, 'x')))).toBe('DIRECTORY_NOT_EMPTY');
         await machine.fs.remove(join(dir, 'x'), { recursive: true });
         expect((await machine.fs.list(dir)).map((e) => e.name).sort()).toEqual(['b.bin', 'sub']);
+        // A string is written as UTF-8, as exec.write takes one.
+        expect(await machine.fs.write(join(dir, 'note.txt'), 'héllo\n')).toEqual({ bytesWritten: 7 });
+        expect(new TextDecoder().decode((await machine.fs.read(join(dir, 'note.txt'))).data)).toBe('héllo\n');
       });
 
       it('uploads in chunks, atomically, and accepts a repeated chunk once', async () => {

@@ -9,7 +9,7 @@ type Bridge = (target: Target) => Promise<void>;
 
 export default class DaemonBridge extends TetherCommand {
   static override summary = "Pipe stdin/stdout to the daemon's listener, byte for byte.";
-  static override description = `For SSH hosts that forbid TCP forwarding: a client runs "tether daemon bridge" over an SSH exec channel and speaks to the daemon through it. Connects to the local daemon's Unix socket (or --socket, or --connect host:port) and copies bytes both ways until either side closes. Prints nothing of its own on stdout; errors go to stderr as JSON.`;
+  static override description = `For SSH hosts that forbid TCP forwarding: a client runs "tether daemon bridge" over an SSH exec channel and speaks to the daemon through it. Connects to the local daemon's Unix socket (or --socket, or --connect host:port) and copies bytes both ways until either side closes. Prints nothing of its own on stdout; errors go to stderr as JSON. It does not start a daemon: with none listening it fails with "connection refused" (start the local one with tether machine check, or run tether daemon serve).`;
   static override examples = [
     { description: 'To the Unix socket of the local daemon', command: '<%= config.bin %> daemon bridge' },
     { description: 'To a daemon on a TCP port (what the ssh transport runs)', command: '<%= config.bin %> daemon bridge --connect 127.0.0.1:7337' },

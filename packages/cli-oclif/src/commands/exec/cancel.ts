@@ -20,7 +20,7 @@ export default class ExecCancel extends TetherCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecCancel);
     this.useConfig(flags.config);
-    const graceMs = parseDuration(flags.grace, 'grace');
+    const graceMs = parseDuration(flags.grace, 'grace', { allowZero: true });
     const { machine } = await this.openMachine(flags.machine);
     const result = await machine.exec.cancel(flags.id, { signal: flags.signal, graceMs });
     this.emit({ canceled: result.cancelled, ...(result.reason !== undefined ? { reason: result.reason } : {}), exec_id: result.state.id });

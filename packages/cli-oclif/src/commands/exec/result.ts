@@ -21,6 +21,8 @@ export default class ExecResult extends TetherCommand {
     const { machine, name } = await this.openMachine(flags.machine);
     const state = await machine.exec.get(flags.id);
     const { resultJson } = await loadRuntime();
-    this.emit(resultJson(state, name, state.spec?.cwd ? null : (await machine.info()).cwd));
+    const { artifactsOf } = await import('../../project.js');
+    const artifacts = await artifactsOf(machine, state);
+    this.emit({ ...resultJson(state, name, state.spec?.cwd ? null : (await machine.info()).cwd), ...(artifacts !== undefined ? { artifacts } : {}) });
   }
 }

@@ -1,58 +1,126 @@
+import type { ExecStartParams, MachineApi } from '@tether/core';
 import { loadRuntime } from '../../runtimeLoader.js';
-import { TetherCommand, machineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags } from '../../execFlags.js';
+import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
+import { execSpecFlags, specFromFlags, specTarget, textFormatFlag } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
+import { CliError, describeError } from '../../cliError.js';
 
 export default class ExecRun extends TetherCommand {
   static override summary = 'Run a command and stream its output; exit with its exit code.';
-  static override description = `Prints JSON lines: {"type":"started","exec_id","status":"running","started_at"}, then {"type":"log","stream":"stdout|stderr","line","seq"} for each line as it comes, then {"type":"finished","exec_id","status":"finished","end_reason","exit_code","finished_at","duration_ms"}.
+  static override description = `Prints JSON lines: {"type":"started","exec_id","status":"running","started_at"}, then {"type":"log","stream":"stdout|stderr","line","seq"} for each line as it comes, then {"type":"finished","exec_id","status":"finished","end_reason","exit_code","finished_at","duration_ms","error"?} (error, as codex-remote words it, when it did not exit 0: "exit status N", "signal: SIGTERM", or why it failed to start or was lost).
 
-The CLI exits with the command's exit code (128+N if signal N ended it, 124 if it timed out, 127 if it could not start, 255 if it was lost). Ctrl-C cancels the command (TERM, then KILL) and still prints how it ended.`;
+The CLI exits with the command's exit code (128+N if signal N ended it, 124 if it timed out, 127 if it could not start, 255 if it was lost: the daemon restarted without it, or the connection to the daemon was lost for good while it ran, the error then on stderr). Ctrl-C cancels the command (TERM, then KILL) and still prints how it ended.
+
+With several machines (--machine a,b or @label) it runs on all at once: every line carries "machine", a machine that cannot be reached prints {"machine","error":{…}}, and the CLI exits with the first non-zero code in the order given.`;
   static override examples = [
     { description: 'Run a command on this machine', command: "<%= config.bin %> exec run --cmd 'uname -a'" },
     { description: 'In a directory, with a variable and a time limit', command: "<%= config.bin %> exec run --machine gpu1 --cwd /data/run --env CUDA_VISIBLE_DEVICES=0 --timeout 10m --cmd 'python eval.py'" },
     { description: 'Run a local script file remotely with bash', command: '<%= config.bin %> exec run --machine gpu1 --shell bash --script ./setup.sh' },
+    { description: 'On every machine labelled gpu', command: "<%= config.bin %> exec run --machine @gpu --cmd 'nvidia-smi -L'" },
   ];
-  static override flags = { machine: machineFlag, ...execSpecFlags };
+  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags, format: textFormatFlag };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
     this.useConfig(flags.config);
-    const { machine, isLocal } = await this.openMachine(flags.machine);
-    const { commandExitCode, durationMs } = await loadRuntime();
-    const spec = await specFromFlags(flags, isLocal);
+    const { isFanOut, resolveTargets, forEachTarget } = await import('../../fanOut.js');
+    if (isFanOut(flags.machine)) {
+      const machines = await this.machines();
+      const targets = await resolveTargets(machines, flags.machine);
+      const code = await forEachTarget(
+        targets,
+        async (name) => {
+          const opened = await machines.open(name);
+          return this.#runOn(opened.machine, await specFromFlags(flags, specTarget(opened)), (value) => this.emit({ ...value, machine: name }), name);
+        },
+        (line) => this.emit(line),
+      );
+      process.exitCode = code;
+      return;
+    }
+    // One machine: text on a terminal (or --format text), JSON lines in a pipe. (Fan-out: always JSON, each line naming its machine.)
+    this.useFormat(flags.format);
+    const opened = await this.openMachine(flags.machine);
+    const spec = await specFromFlags(flags, specTarget(opened));
+    const code = await this.#runOn(opened.machine, spec, (value) => this.#show(value), flags.machine, true);
+    process.exitCode = code;
+  }
+
+  /** A record of one machine's run: a log line as emitLine shows it, started/finished as emitStatus does. */
+  #show(value: Record<string, unknown>): void {
+    if (value['type'] === 'log') return this.emitLine(value as never);
+    const id = String(value['exec_id']);
+    if (value['type'] === 'started') return this.emitStatus(value as { type: string }, () => `started ${id}`);
+    if (value['type'] === 'finished') {
+      const code = value['exit_code'] === null || value['exit_code'] === undefined ? '' : ` ${String(value['exit_code'])}`;
+      return this.emitStatus(value as { type: string }, () => `${id} ${String(value['end_reason'] ?? 'finished')}${code} after ${String(value['duration_ms'])} ms`);
+    }
+    this.emit(value);
+  }
+
+  /** Starts, streams and reports one execution; resolves with the exit code (throws for a failed start when `throwFailedStart`). */
+  async #runOn(machine: MachineApi, spec: ExecStartParams, emit: (value: Record<string, unknown>) => void, machineName: string, throwFailedStart = false): Promise<number> {
+    const { commandExitCode, durationMs, finishedError } = await loadRuntime();
     const initial = await machine.exec.start(spec);
     const id = initial.id;
+    // Could not start (a missing --cwd, no such shell): the error alone, nothing on stdout.
+    if (throwFailedStart && initial.endReason === 'failed_to_start') {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(initial);
+    }
+    // Could not start (a missing --cwd, no such shell): the error alone, nothing on stdout.
+    if (initial.endReason === 'failed_to_start') {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(initial);
+    }
     let startedShown = false;
     const showStarted = (startedAt: number | null) => {
       if (startedShown) return;
       startedShown = true;
-      this.emit({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) });
+      emit({ type: 'started', exec_id: id, status: 'running', started_at: rfc3339(startedAt) });
     };
     if (initial.status === 'running') showStarted(initial.startedAt);
 
     // Ctrl-C stops the command, not just this view of it.
     const onInterrupt = () => void machine.exec.cancel(id).catch(() => undefined);
     process.once('SIGINT', onInterrupt);
+    const lines = new LineSplitter();
     try {
-      const lines = new LineSplitter();
       await new Promise<void>((resolve, reject) => {
         machine.exec.follow(id, 0).subscribe({
           next: (event) => {
             if (event.type === 'ExecutionStarted') showStarted(event.ts);
-            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) this.emit(record);
+            else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) emit({ ...record });
           },
           error: reject,
           complete: resolve,
         });
       });
-      for (const record of lines.flush()) this.emit(record);
+    } catch (error) {
+      // The daemon went away for good (stopped, or unreachable past the reconnect window, which
+      // the machine already waited for): how the command ends is unknown here, so it counts as
+      // lost (255, as ssh exits when its connection drops).
+      const code = (error as { code?: unknown }).code;
+      if (code !== 'CONNECTION_LOST' && code !== 'OUTCOME_UNKNOWN') throw error;
+      for (const record of lines.flush()) emit({ ...record });
+      this.reportError(
+        new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown`, {
+          hint: `once the daemon is back, tether exec result${machineName === 'local' ? '' : ` --machine ${machineName}`} --id ${id} tells how it ended`,
+          cause: error,
+        }),
+      );
+      return 255;
     } finally {
       process.off('SIGINT', onInterrupt);
     }
+    for (const record of lines.flush()) emit({ ...record });
     const state = await machine.exec.get(id);
-    this.emit({
+    if (throwFailedStart && state.endReason === 'failed_to_start' && !startedShown) {
+      const { failedToStart } = await import('../../execFailure.js');
+      throw failedToStart(state);
+    }
+    emit({
       type: 'finished',
       exec_id: id,
       status: 'finished',
@@ -60,12 +128,18 @@ The CLI exits with the command's exit code (128+N if signal N ended it, 124 if i
       exit_code: state.exitCode,
       finished_at: rfc3339(state.finishedAt),
       duration_ms: durationMs(state),
+      ...withError(finishedError(state)),
     });
     if (state.endReason === 'failed_to_start') {
       const { failedToStart } = await import('../../execFailure.js');
-      throw failedToStart(state);
+      if (throwFailedStart) throw failedToStart(state);
+      emit({ ...describeError(failedToStart(state)).json });
     }
-    process.exitCode = commandExitCode(state);
+    return commandExitCode(state);
   }
+}
+
+function withError(error: string | undefined): { error?: string } {
+  return error === undefined ? {} : { error };
 }
 

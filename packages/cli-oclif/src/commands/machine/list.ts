@@ -24,6 +24,8 @@ export default class MachineList extends TetherCommand {
     const timeoutMs = parseDuration(flags.timeout, 'timeout');
     const machines = await this.machines();
     const names = await machines.names();
+    // A machine the config cannot describe (unknown transport or fields) is an error, not a status.
+    for (const name of names) await machines.validate(name);
     const checkedAt = new Date().toISOString();
     const statuses: MachineStatus[] = new Array(names.length);
     let next = 0;

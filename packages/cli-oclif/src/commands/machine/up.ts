@@ -5,7 +5,7 @@ import { statusJson } from '../../machineStatus.js';
 
 export default class MachineUp extends TetherCommand {
   static override summary = "Start a machine's daemon over SSH if it is not running, and wait until it answers.";
-  static override description = `For machines reached over SSH. Prints {"ok","phase","message","hint"?,"before","after"} (before and after are Status objects, as machine check prints them); phase is where it ended:
+  static override description = `For machines reached over SSH. Prints {"ok","phase","stage","message","hint"?,"before","after"} (before and after are Status objects, as machine check prints them; stage is phase under codex-remote's name); phase is where it ended:
 - precheck: the daemon already answers (ok, nothing started), or SSH itself fails (with the transport's hint, e.g. the ssh-keyscan command for an unknown host key);
 - start: the daemon command could not be started (e.g. tether or node is not on the PATH of non-interactive SSH sessions);
 - verify: the daemon was started; ok once it answers a health check, else why not, with the end of its output.
@@ -34,6 +34,8 @@ The daemon command is the machine's daemon_cmd, default "tether daemon serve"; a
     this.emit({
       ok: result.ok,
       phase: result.phase,
+      // codex-remote's name for the same field; skills read `stage`.
+      stage: result.phase,
       message: result.message,
       ...(result.hint === undefined ? {} : { hint: result.hint }),
       before: statusJson(result.before),
