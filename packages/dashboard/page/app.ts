@@ -258,8 +258,8 @@ function ExecutionPage({ machine, id }: { machine: string; id: string }) {
       try {
         setExec(await getJson<ExecAnswer>(machinePath(machine, 'executions', id)));
         // Tail first: the last lines at once, however long the log; then live from their seq.
-        const tail = await getJson<{ lastSeq: number; lines: Array<{ s: string; t: string; cut?: number }> }>(machinePath(machine, 'executions', id, 'tail'));
-        for (const line of tail.lines) log.addLine(line.s, line.t, line.cut);
+        const tail = await getJson<{ lastSeq: number; lines: Array<{ s: string; t: string; cut?: number; start?: false }> }>(machinePath(machine, 'executions', id, 'tail'));
+        for (const line of tail.lines) log.addLine(line.s, line.t, line.cut, line.start === false);
         log.scrollToEnd();
         if (closed) return;
         source = new EventSource(`${machinePath(machine, 'executions', id, 'events')}?after=${tail.lastSeq}`);
@@ -320,6 +320,14 @@ function ExecutionPage({ machine, id }: { machine: string; id: string }) {
     }
   };
 
+  // The log's class follows the checkbox in the same event (not after the next render), so a
+  // stream is hidden the moment its box is unchecked.
+  const showStream = (name: 'stdout' | 'stderr') => (e: Event) => {
+    const on = (e.target as HTMLInputElement).checked;
+    box.current?.classList.toggle(`hide-${name}`, !on);
+    setStreams((now) => ({ ...now, [name]: on }));
+  };
+
   const row = exec?.row;
   const running = row !== undefined && row.status !== 'finished';
   const download = (stream: string) => `${machinePath(machine, 'executions', id, 'download')}?stream=${stream}`;
@@ -340,8 +348,8 @@ function ExecutionPage({ machine, id }: { machine: string; id: string }) {
       <button data-testid="cancel" disabled=${!running} onClick=${() => act('cancel')}>cancel</button>
       <select value=${signal} onChange=${(e: Event) => setSignal((e.target as HTMLSelectElement).value)}>${['INT', 'TERM', 'HUP', 'USR1', 'USR2', 'KILL'].map((s) => html`<option value=${s}>${s}</option>`)}</select>
       <button data-testid="signal" disabled=${!running} onClick=${() => act('signal')}>send signal</button>
-      <label><input type="checkbox" data-testid="show-stdout" checked=${streams.stdout} onChange=${() => setStreams({ ...streams, stdout: !streams.stdout })} /> stdout</label>
-      <label><input type="checkbox" data-testid="show-stderr" checked=${streams.stderr} onChange=${() => setStreams({ ...streams, stderr: !streams.stderr })} /> stderr</label>
+      <label><input type="checkbox" data-testid="show-stdout" checked=${streams.stdout} onChange=${showStream('stdout')} /> stdout</label>
+      <label><input type="checkbox" data-testid="show-stderr" checked=${streams.stderr} onChange=${showStream('stderr')} /> stderr</label>
       <input type="search" data-testid="log-search" placeholder="search the log" value=${query} onInput=${(e: Event) => setQuery((e.target as HTMLInputElement).value)} />
       ${hits !== undefined ? html`<span class="muted" data-testid="log-hits">${hits} lines</span>` : null}
       <span class="grow"></span>

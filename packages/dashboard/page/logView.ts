@@ -22,6 +22,8 @@ interface Line {
   plain: string;
   /** Characters beyond MAX_LINE_CHARS not shown. */
   cut: number;
+  /** The line's start was left out by the machine's tail (it was too long to keep whole). */
+  cutStart: boolean;
 }
 
 export class LogView {
@@ -44,9 +46,10 @@ export class LogView {
     this.el.append(this.#droppedEl);
   }
 
-  /** A complete line (from the tail). */
-  addLine(stream: string, text: string, cut = 0): void {
+  /** A complete line (from the tail); `cutStart` when the tail kept only the line's end. */
+  addLine(stream: string, text: string, cut = 0, cutStart = false): void {
     const line = this.#newLine(stream);
+    line.cutStart = cutStart;
     this.#setText(line, text, cut);
   }
 
@@ -92,7 +95,7 @@ export class LogView {
   #newLine(stream: string): Line {
     const el = document.createElement('div');
     el.className = `line s-${stream === 'stderr' ? 'stderr' : stream === 'pty' ? 'pty' : 'stdout'}`;
-    const line: Line = { el, stream, raw: '', plain: '', cut: 0 };
+    const line: Line = { el, stream, raw: '', plain: '', cut: 0, cutStart: false };
     this.el.append(el);
     this.#lines.push(line);
     return line;
@@ -106,6 +109,12 @@ export class LogView {
     const clean = drawn.replace(OSC, '').replace(OTHER_ESCAPES, '');
     const parts = this.#anser.ansiToJson(clean, { json: true, remove_empty: true });
     const nodes: Node[] = [];
+    if (line.cutStart) {
+      const before = document.createElement('span');
+      before.className = 'cut';
+      before.textContent = '(the start of this long line is not shown: download the log for all of it) … ';
+      nodes.push(before);
+    }
     let plain = '';
     for (const part of parts) {
       const text = part.content.replace(CONTROLS, '\ufffd');

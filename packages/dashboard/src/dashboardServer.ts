@@ -187,7 +187,13 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     const logs = await call(name, () => api.exec.logs(id, { streams: ['stdout', 'stderr', 'pty'], tailLines: lines, maxLines: lines }));
     return c.json({
       lastSeq: logs.lastSeq,
-      lines: logs.lines.map((l) => (l.line.length > MAX_LINE_CHARS ? { s: l.stream, q: l.seq, t: l.line.slice(0, MAX_LINE_CHARS), cut: l.line.length - MAX_LINE_CHARS } : { s: l.stream, q: l.seq, t: l.line })),
+      // `start: false`: the machine kept only the end of a line too long to return whole.
+      lines: logs.lines.map((l) => ({
+        s: l.stream,
+        q: l.seq,
+        ...(l.line.length > MAX_LINE_CHARS ? { t: l.line.slice(0, MAX_LINE_CHARS), cut: l.line.length - MAX_LINE_CHARS } : { t: l.line }),
+        ...(l.cut ? { start: false } : {}),
+      })),
     });
   });
 
