@@ -162,6 +162,13 @@ describe('a tail of long lines', () => {
     // A tail by lines counts the cut line as one line.
     const five = toLines(await readOutputTail(memory, 'long', { lines: 5 })).slice(-5);
     expect(five.map((l) => l.line.slice(-5))).toEqual(['bbEND', 'after', 'short', 'xxxxx', 'last']);
+    // A tail by bytes stays contiguous: it stops at the first long line (the 70 KiB one).
+    const bytes = await readOutputTail(memory, 'long', { bytes: 4 * MiB });
+    expect(toLines(bytes).map((l) => [l.line.length, l.cut])).toEqual([
+      [64 * 1024, true],
+      [4, undefined],
+    ]);
+    expect(bytes[0]!.cutBefore).toBe(true);
     await memory.close();
   });
 

@@ -36,7 +36,7 @@ export interface TailOptions {
   readonly since?: number;
   /** Only output recorded before this time (epoch ms). */
   readonly until?: number;
-  /** A line longer than this keeps only its end (marked cut); the tail reads past the rest of it. Default 64 KiB. */
+  /** A line longer than this keeps only its end (marked cut); a tail by lines reads past the rest of it, one by bytes stops. Default 64 KiB. */
   readonly maxLineBytes?: number;
   /** Read at most this many bytes of output, kept or read past (at least `bytes`, when given). Default 16 MiB. */
   readonly maxScanBytes?: number;
@@ -54,8 +54,8 @@ const NEWLINE = 0x0a;
  * The end of an execution's output, found by reading the stream backwards page by page: the
  * cost depends on the size of the tail, not of the execution — nor of its lines. Of a line
  * longer than `maxLineBytes` only its end is kept (the slice where the kept part starts has
- * `cutBefore`); the rest of it is read past, not kept, and the tail goes on with the lines
- * before it. No tail reads more than `maxScanBytes` (kept or read past); where it stopped early
+ * `cutBefore`); the rest of it is read past, not kept, and a tail by lines goes on with the
+ * lines before it (a tail by bytes stops there). No tail reads more than `maxScanBytes` (kept or read past); where it stopped early
  * the oldest slice has `cutBefore`. Returns slices oldest first; the first may hold more than
  * was asked (trim with `toLines`/`lastBytes`).
  */
@@ -106,8 +106,10 @@ export async function readOutputTail(store: EventStore, stream: string, options:
       if (bytes >= wantBytes || newlines >= wantNewlines) return slices.reverse();
       line.bytes = found > 0 ? slice.data.indexOf(NEWLINE) : line.bytes + size;
       if (line.bytes > maxLineBytes) {
-        // This slice holds the end of a line too long to keep whole: read past the rest of it.
+        // This slice holds the end of a line too long to keep whole: read past the rest of it
+        // (a tail by bytes stops there instead: its bytes stay one contiguous piece).
         markOldest();
+        if (options.bytes !== undefined) return slices.reverse();
         line.skipping = true;
       }
       if (scanned >= maxScan) {
