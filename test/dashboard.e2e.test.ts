@@ -152,7 +152,14 @@ describe('tether dashboard in Chromium', () => {
     const box = page.locator('[data-testid=machine-row][data-machine=box]');
     await expect.poll(() => box.textContent(), POLL).toContain('H100');
     expect(await box.textContent()).toContain('ws');
+    expect(await box.textContent()).toMatch(/\d+ ms/); // latency
+    expect(await box.textContent()).toMatch(/\d+\.\d+\.\d+/); // the daemon's version
     expect(await page.locator('[data-testid=machine-row][data-machine=local]').textContent()).toContain('local');
+    // Refreshed live: the GPU turning busy shows up without a reload.
+    await expect.poll(() => box.textContent(), POLL).toContain('H100 80GB HBM3: 0 %');
+    writeFileSync(join(gpuDir, 'busy'), '');
+    await expect.poll(() => box.textContent(), POLL).toContain('H100 80GB HBM3: 93 %, 60000/81559 MiB');
+    rmSync(join(gpuDir, 'busy'));
     await page.screenshot({ path: join(SCREENSHOTS, 'machines.png'), fullPage: true });
 
     // The link works once: a second browser profile cannot use it.
@@ -210,13 +217,18 @@ describe('tether dashboard in Chromium', () => {
     expect(readFileSync(saved, 'utf8')).toBe('first-line\nto-stderr\n\u001b[32msecond-line\u001b[0m\n');
   });
 
-  it('cancels a running command from its page', async () => {
+  it('signals and cancels a running command from its page', async () => {
     await page.goto(`${login.origin}/#/executions`);
     await page.locator('[data-testid=run-machine] option', { hasText: /^local$/ }).waitFor({ state: 'attached' });
     await page.selectOption('[data-testid=run-machine]', 'local');
-    await page.fill('[data-testid=run-command]', 'echo will-be-cancelled; exec sleep 600');
+    await page.fill('[data-testid=run-command]', "trap 'echo got-usr1' USR1; echo will-be-cancelled; while :; do sleep 0.1; done");
     await page.click('[data-testid=run-submit]');
     await log().locator('.line', { hasText: 'will-be-cancelled' }).waitFor();
+    await page.locator('[data-testid=exec-status][data-status=running]').waitFor();
+    await page.selectOption('[data-testid=signal-name]', 'USR1');
+    await page.click('[data-testid=signal]');
+    await page.locator('[data-testid=notice]', { hasText: 'sent USR1' }).waitFor();
+    await log().locator('.line', { hasText: 'got-usr1' }).waitFor();
     await page.locator('[data-testid=exec-status][data-status=running]').waitFor();
     await page.click('[data-testid=cancel]');
     await page.locator('[data-testid=exec-status][data-end-reason=cancelled]').waitFor();

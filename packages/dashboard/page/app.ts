@@ -346,7 +346,7 @@ function ExecutionPage({ machine, id }: { machine: string; id: string }) {
       : null}
     <div class="toolbar">
       <button data-testid="cancel" disabled=${!running} onClick=${() => act('cancel')}>cancel</button>
-      <select value=${signal} onChange=${(e: Event) => setSignal((e.target as HTMLSelectElement).value)}>${['INT', 'TERM', 'HUP', 'USR1', 'USR2', 'KILL'].map((s) => html`<option value=${s}>${s}</option>`)}</select>
+      <select data-testid="signal-name" value=${signal} onChange=${(e: Event) => setSignal((e.target as HTMLSelectElement).value)}>${['INT', 'TERM', 'HUP', 'USR1', 'USR2', 'KILL'].map((s) => html`<option value=${s}>${s}</option>`)}</select>
       <button data-testid="signal" disabled=${!running} onClick=${() => act('signal')}>send signal</button>
       <label><input type="checkbox" data-testid="show-stdout" checked=${streams.stdout} onChange=${showStream('stdout')} /> stdout</label>
       <label><input type="checkbox" data-testid="show-stderr" checked=${streams.stderr} onChange=${showStream('stderr')} /> stderr</label>
