@@ -77,8 +77,13 @@ export async function timePages(page: Page, origin: string, machine: string, log
   const firstRow = await page.locator('[data-testid=execution-row]').first().getAttribute('data-id');
   t0 = performance.now();
   await page.click('[data-testid=next-page]');
-  // (a string: it runs in the page, whose DOM types this package does not compile against)
-  await page.waitForFunction(`(() => { const row = document.querySelector('[data-testid=execution-row]'); return row !== null && row.getAttribute('data-id') !== ${JSON.stringify(firstRow)}; })()`);
+  // A function, not a string: the page's CSP forbids evaluating strings. It runs in the page,
+  // whose DOM types this package does not compile against, hence the cast.
+  await page.waitForFunction((first) => {
+    const doc = (globalThis as unknown as { document: { querySelector(s: string): { getAttribute(n: string): string | null } | null } }).document;
+    const row = doc.querySelector('[data-testid=execution-row]');
+    return row !== null && row.getAttribute('data-id') !== first;
+  }, firstRow);
   const listNextPageMs = performance.now() - t0;
   await page.goto(`${origin}/#/machines`);
   t0 = performance.now();
