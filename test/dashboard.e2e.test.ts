@@ -146,7 +146,7 @@ describe('tether dashboard in Chromium', () => {
   it('the login link set the cookie and was spent; the machines page shows local and the ws daemon answering', async () => {
     expect(new URL(page.url()).pathname).toBe('/');
     const cookies = await browser.context.cookies();
-    expect(cookies).toEqual([expect.objectContaining({ name: 'tether_dashboard', httpOnly: true, sameSite: 'Strict' })]);
+    expect(cookies).toEqual([expect.objectContaining({ name: `tether_dashboard_${new URL(login.origin).port}`, httpOnly: true, sameSite: 'Strict' })]);
     await page.locator('[data-testid=machine-row][data-machine=local][data-daemon-ok=true]').waitFor();
     await page.locator('[data-testid=machine-row][data-machine=box][data-daemon-ok=true]').waitFor();
     const box = page.locator('[data-testid=machine-row][data-machine=box]');

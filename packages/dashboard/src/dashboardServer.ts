@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ExecutionId, isTetherError, type MachineApi, type StoredEvent } from '@tether/core';
 import { BadCursor, listExecutions, rowOf } from './executionList.js';
 import type { MachineDirectory } from './machineDirectory.js';
-import { Session, allowedHosts, guard, securityHeaders } from './security.js';
+import { Session, allowedHosts, cookieName, guard, securityHeaders } from './security.js';
 
 export interface DashboardOptions {
   readonly machines: MachineDirectory;
@@ -87,10 +87,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const directory = options.machines;
   const shutdown = new AbortController();
   let hosts = new Set<string>();
+  let cookie = '';
 
   const app = new Hono();
   app.use('*', securityHeaders);
-  app.use('*', (c, next) => guard(session, hosts)(c, next));
+  app.use('*', (c, next) => guard(session, hosts, cookie)(c, next));
 
   app.get('/', (c) => {
     c.header('cache-control', 'no-store');
@@ -327,6 +328,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   });
   const { port } = server.address() as AddressInfo;
   hosts = allowedHosts(host, port);
+  cookie = cookieName(port);
   const origin = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   return {
     origin,

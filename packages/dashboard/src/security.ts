@@ -3,8 +3,13 @@ import { networkInterfaces } from 'node:os';
 import type { MiddlewareHandler } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 
-/** The session cookie's name. */
-export const COOKIE = 'tether_dashboard';
+/**
+ * The session cookie's name, one per port: browsers keep cookies per host, not per port, so two
+ * dashboards on one host (say 127.0.0.1:8787 and :8788) would otherwise sign each other out.
+ */
+export function cookieName(port: number): string {
+  return `tether_dashboard_${port}`;
+}
 
 /**
  * The page's Content-Security-Policy: scripts, styles and connections only from the dashboard
@@ -83,7 +88,7 @@ const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
  * (except the one-time login). Mutations also need a same-origin `Origin` header and a JSON body,
  * which a cross-site form cannot send.
  */
-export function guard(session: Session, hosts: Set<string>): MiddlewareHandler {
+export function guard(session: Session, hosts: Set<string>, cookie: string): MiddlewareHandler {
   return async (c, next) => {
     const host = c.req.header('host')?.toLowerCase();
     if (host === undefined || !hosts.has(host)) return refuse(c, 421, 'unknown Host header: open the dashboard at the address it printed');
@@ -98,11 +103,11 @@ export function guard(session: Session, hosts: Set<string>): MiddlewareHandler {
     if (path === '/login' && c.req.method === 'GET') {
       const secret = session.exchange(c.req.query('token'));
       if (secret === undefined) return refuse(c, 403, 'this login link is not valid (it works once): restart tether dashboard for a new one');
-      setCookie(c, COOKIE, secret, { httpOnly: true, sameSite: 'Strict', path: '/' });
+      setCookie(c, cookie, secret, { httpOnly: true, sameSite: 'Strict', path: '/' });
       c.header('cache-control', 'no-store');
       return c.redirect('/', 303);
     }
-    if (!session.valid(getCookie(c, COOKIE))) return refuse(c, 401, 'not signed in: open the login URL that tether dashboard printed');
+    if (!session.valid(getCookie(c, cookie))) return refuse(c, 401, 'not signed in: open the login URL that tether dashboard printed');
     if (MUTATING.has(c.req.method)) {
       if (origin === undefined) return refuse(c, 403, 'a change needs a same-origin request (Origin header missing)');
       if (!(c.req.header('content-type') ?? '').startsWith('application/json')) return refuse(c, 415, 'a change needs a JSON body');

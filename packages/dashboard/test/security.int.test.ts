@@ -12,7 +12,6 @@ import { localDirectory } from './localDirectory.js';
 let kernel: Kernel;
 let dashboard: Dashboard;
 let cookie: string;
-let host: string;
 let execId: string;
 /** Ignores INT, so the signal route can be called before the cancel route ends it. */
 let runningId: string;
@@ -24,10 +23,10 @@ interface Answer {
 }
 
 /** A raw HTTP request (fetch would not let the test set Host or Origin freely). */
-function send(method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Answer> {
-  const url = new URL(dashboard.origin);
+function send(method: string, path: string, headers: Record<string, string> = {}, body?: string, to: Dashboard = dashboard): Promise<Answer> {
+  const url = new URL(to.origin);
   return new Promise((resolve, reject) => {
-    const req = request({ host: url.hostname, port: url.port, method, path, headers: { host, ...headers } }, (res) => {
+    const req = request({ host: url.hostname, port: url.port, method, path, headers: { host: url.host, ...headers } }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
@@ -40,7 +39,6 @@ function send(method: string, path: string, headers: Record<string, string> = {}
 beforeAll(async () => {
   kernel = await createKernel({ plugins: [processPlugin] });
   dashboard = await startDashboard({ machines: localDirectory({ local: kernel.machine('local') }), port: 0 });
-  host = new URL(dashboard.origin).host;
   const state = await kernel.machine('local').exec.start({ command: 'echo hi' });
   execId = state.id;
   await kernel.machine('local').exec.wait(execId);
@@ -84,7 +82,7 @@ describe('the dashboard refuses', () => {
     for (const r of routes()) {
       const json = r.method === 'POST' ? { 'content-type': 'application/json', origin: dashboard.origin } : {};
       expect((await send(r.method, r.path, json, r.body)).status, `${r.method} ${r.path}`).toBe(401);
-      expect((await send(r.method, r.path, { ...json, cookie: 'tether_dashboard=forged' }, r.body)).status, `${r.method} ${r.path}`).toBe(401);
+      expect((await send(r.method, r.path, { ...json, cookie: `tether_dashboard_${new URL(dashboard.origin).port}=forged` }, r.body)).status, `${r.method} ${r.path}`).toBe(401);
     }
   });
 
@@ -121,6 +119,28 @@ describe('the dashboard refuses', () => {
     expect((await send('GET', url.pathname + url.search)).status).toBe(403);
     expect((await send('GET', '/login?token=wrong')).status).toBe(403);
     expect((await send('GET', '/login')).status).toBe(403);
+  });
+});
+
+describe('two dashboards on one host', () => {
+  it('keep their sessions apart: a cookie per port, neither signs the other out', async () => {
+    const other = await startDashboard({ machines: localDirectory({ local: kernel.machine('local') }), port: 0 });
+    try {
+      const url = new URL(other.loginUrl);
+      const login = await send('GET', url.pathname + url.search, {}, undefined, other);
+      const otherCookie = String(login.headers['set-cookie']).split(';')[0]!;
+      expect(otherCookie.split('=')[0]).not.toBe(cookie.split('=')[0]);
+      // A browser sends both (cookies are per host, not per port): each dashboard takes its own.
+      const both = `${cookie}; ${otherCookie}`;
+      expect((await send('GET', '/api/machines', { cookie: both })).status).toBe(200);
+      expect((await send('GET', '/api/machines', { cookie: both }, undefined, other)).status).toBe(200);
+      // One's session is no key to the other, even under the other's name.
+      expect((await send('GET', '/api/machines', { cookie: otherCookie })).status).toBe(401);
+      const renamed = `${cookie.split('=')[0]}=${otherCookie.split('=')[1]}`;
+      expect((await send('GET', '/api/machines', { cookie: renamed })).status).toBe(401);
+    } finally {
+      await other.close();
+    }
   });
 });
 
