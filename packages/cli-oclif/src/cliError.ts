@@ -159,6 +159,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
   switch (code) {
     case 'USAGE':
     case 'INVALID_ARGUMENT':
+      // The daemon refused a value over one of its size limits (labels, the command line).
+      if (typeof details['limit'] === 'number' && typeof details['field'] === 'string') {
+        return `keep ${details['field']} within ${details['limit']} bytes (${Math.round(details['limit'] / 1024)} KiB)${details['field'] === 'command' ? ': put a long script in a file and run it with --script' : ''}`;
+      }
       return `check the flags: ${help}`;
     case 'CONFIG_INVALID':
       return `fix the config file${context.configFile ? ` ${context.configFile}` : ''} (or pass another with --config)`;

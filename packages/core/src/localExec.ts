@@ -19,6 +19,7 @@ import type {
   WriteOptions,
 } from './machine.js';
 import type { ExecutionState } from './state.js';
+import { checkSpecSize } from './specLimits.js';
 import { parseInput } from './validate.js';
 
 export interface LocalExecOptions {
@@ -55,6 +56,11 @@ interface ActiveExecution {
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 100;
+/** A page of `list` ends once its items take this much as JSON. */
+const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+/** `list` asks the store for at most this many items at a time. */
+const LIST_CHUNK = 16;
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_TAIL_BYTES = 2000;
 const DEFAULT_MAX_LINES = 10_000;
@@ -95,6 +101,7 @@ export class LocalExec implements ExecApi {
     if (typeof params !== 'object' || params === null) throw new TetherError('INVALID_ARGUMENT', 'exec.start needs a spec object');
     const { id: rawId, ...rest } = params;
     const spec = parseInput(ExecutionSpec, rest, 'execution spec');
+    checkSpecSize(spec);
     const id = rawId === undefined ? newExecutionId() : parseInput(ExecutionId, rawId, 'execution id');
     const pending = this.#starting.get(id);
     if (pending) return pending;
@@ -327,8 +334,34 @@ export class LocalExec implements ExecApi {
     return state;
   }
 
-  list(options: ListOptions = {}): Promise<ListPage> {
-    return this.#store.list(options);
+  /**
+   * A page of executions, newest first. Besides `limit`, a page ends once its items take about
+   * 4 MiB as JSON (it always holds at least one), so a listing stays small whatever the specs
+   * hold; the cursor continues after the last item returned.
+   */
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    // The store is asked in small pages so that no more than one of them is held beyond the cut.
+    const items: ExecutionState[] = [];
+    let bytes = 0;
+    let cursor = options.cursor;
+    while (items.length < limit) {
+      const page = await this.#store.list({ status: options.status, limit: Math.min(limit - items.length, LIST_CHUNK), cursor });
+      for (const [index, item] of page.items.entries()) {
+        const size = JSON.stringify(item).length;
+        if (items.length > 0 && bytes + size > LIST_PAGE_BYTES) {
+          // Cut before this item: continue from the last one kept (the store's cursor is opaque,
+          // so it is asked again for exactly the items kept of this chunk).
+          const next = index === 0 ? cursor : (await this.#store.list({ status: options.status, limit: index, cursor })).cursor;
+          return next === undefined ? { items } : { items, cursor: next };
+        }
+        items.push(item);
+        bytes += size;
+      }
+      if (page.cursor === undefined) return { items };
+      cursor = page.cursor;
+    }
+    return cursor === undefined ? { items } : { items, cursor };
   }
 
   async read(id: string, options: ExecReadOptions = {}): Promise<ExecReadResult> {
