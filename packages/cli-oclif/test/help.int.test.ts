@@ -31,6 +31,7 @@ describe('help and the manifest', () => {
         'daemon:status',
         'daemon:stop',
         'exec:cancel',
+        'exec:doctor',
         'exec:list',
         'exec:logs',
         'exec:result',
