@@ -21,8 +21,8 @@ export interface MachineStatus {
   readonly latency_ms: number | null;
   readonly checked_at: string;
   readonly daemon_version?: string;
-  /** The daemon's TCP port as configured (`daemon_port`, or the port of a ws machine's `addr`); null when none is (the local daemon's socket, an ssh bridge). */
-  readonly daemon_port: number | null;
+  /** The daemon's TCP port as configured (`daemon_port`, or the port of a ws machine's `addr`); absent when none is (the local daemon's socket, an ssh bridge, a relay). */
+  readonly daemon_port?: number;
   /** Where the daemon is reached directly (a ws machine's `addr`), as codex-remote's check reports it. */
   readonly daemon_addr?: string;
   /**
@@ -43,7 +43,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
   const checkedAt = new Date().toISOString();
   const deadline = Date.now() + timeoutMs;
   let transport: string | null = name === 'local' ? 'local' : null;
-  let endpoint: { daemon_port: number | null; daemon_addr?: string } = { daemon_port: null };
+  let endpoint: { daemon_port?: number; daemon_addr?: string } = {};
   try {
     if (name !== 'local') {
       const configured = (await machines.config()).machines.find((m) => m.config.name === name);
@@ -127,12 +127,12 @@ const NOT_HEALTHY = 'daemon not healthy: ';
 const TRIAGED = /daemon not healthy|unauthorized|connection (refused|reset by peer)|timeout|unknown machine/;
 
 /** The daemon's port and direct address as the machine's config gives them. */
-function endpointOf(config: Readonly<Record<string, unknown>>): { daemon_port: number | null; daemon_addr?: string } {
+function endpointOf(config: Readonly<Record<string, unknown>>): { daemon_port?: number; daemon_addr?: string } {
   if (typeof config['daemon_port'] === 'number') return { daemon_port: config['daemon_port'] };
   const addr = config['addr'];
-  if (typeof addr !== 'string') return { daemon_port: null };
+  if (typeof addr !== 'string') return {};
   const port = /^(?:(?:wss?|https?):\/\/)?(?:\[[^\]]*\]|[^/:]+):(\d+)(?:\/|$)/.exec(addr)?.[1];
-  return { daemon_port: port === undefined ? null : Number(port), daemon_addr: addr };
+  return { ...(port === undefined ? {} : { daemon_port: Number(port) }), daemon_addr: addr };
 }
 
 /** Whether the relay answered and took the client credential, as the cloud transport's failure says (a pairing or session failure implies it did). */

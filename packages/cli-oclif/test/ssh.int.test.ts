@@ -204,6 +204,7 @@ describe('calls through the daemon', () => {
       latency_ms: expect.any(Number),
       checked_at: expect.stringMatching(RFC3339),
       daemon_version: '0.1.0',
+      daemon_port: boxPort,
     });
     const bare = await cli.run(['machine', 'check', '--machine', 'bare']);
     expect(bare.code).toBe(0);
