@@ -108,7 +108,7 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect((await cli.run(['daemon', 'status'])).json()['pid']).not.toBe(status['pid']);
 
     const lateState = (await cli.run(['exec', 'result', '--id', late['exec_id']])).json();
-    expect(lateState).toMatchObject({ status: 'running' });
+    expect(lateState).toMatchObject({ status: 'running', backend: 'slurm', backend_ref: { jobId: expect.stringMatching(/^\d+$/), nodes: cluster.node } });
     writeFileSync(gate('go-late'), '');
     const lateWatched = await cli.run(['exec', 'watch', '--id', late['exec_id'], '--full']);
     const logs = lateWatched.lines().filter((l) => l['type'] === 'log');
