@@ -14,6 +14,10 @@ describe('describeError', () => {
     expect(describeError(new TetherError('CONNECTION_LOST', 'connection refused: nothing there')).json.error.message).toBe('connection refused: nothing there');
     expect(describeError(new TetherError('UNAUTHORIZED', 'bad token')).json.error.message).toBe('unauthorized: bad token');
     expect(describeError(new TetherError('UNKNOWN_MACHINE', 'gpu9?')).json.error.message).toBe('unknown machine: gpu9?');
+    // codex-remote retries on "timeout": a timed-out call says so in those words.
+    expect(describeError(new TetherError('TIMEOUT', 'the call timed out after 8s')).json.error.message).toBe('timeout: the call timed out after 8s');
+    expect(describeError(new TetherError('GATE_TIMEOUT', 'no GPU was free within 30m')).json.error.message).toBe('timeout: no GPU was free within 30m');
+    expect(describeError(new TetherError('TIMEOUT', 'timeout waiting for x')).json.error.message).toBe('timeout waiting for x');
   });
 
   it('points at the local daemon for local connection failures, at machine check for others', () => {
@@ -45,7 +49,15 @@ describe('describeError', () => {
   });
 
   it('gives distinct exit codes to the failures agents tell apart', () => {
-    const codes = ['USAGE', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'EXEC_NOT_FOUND', 'CONNECTION_LOST', 'UNAUTHORIZED', 'TIMEOUT', 'PATH_NOT_FOUND', 'EXEC_FINISHED', 'BACKEND_UNAVAILABLE'];
+    const codes = ['USAGE', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'EXEC_NOT_FOUND', 'CONNECTION_LOST', 'UNAUTHORIZED', 'TIMEOUT', 'PATH_NOT_FOUND', 'EXEC_FINISHED', 'BACKEND_UNAVAILABLE', 'DISK_FULL'];
     expect(new Set(codes.map((c) => EXIT_CODES[c])).size).toBe(codes.length);
+  });
+
+  it('tells where to free space when the event store is full', () => {
+    const { json, exitCode } = describeError(new TetherError('DISK_FULL', 'No space left for the event store at /data/events', { dir: '/data/events' }));
+    expect(exitCode).toBe(12);
+    expect(json.error.code).toBe('DISK_FULL');
+    expect(json.error.hint).toContain('free space under /data/events');
+    expect(describeError(new TetherError('STORE_WRITE_FAILED', 'x', { dir: '/d' })).json.error.hint).not.toMatch(/bug/);
   });
 });

@@ -1,8 +1,9 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, ProcessExit, ProcessSpec, ReattachRequest, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessSpec, ReattachRequest, ReattachResult, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
+import { ExecutionRecorder, storeWriteFailure } from './executionRecorder.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
 import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
@@ -18,11 +19,15 @@ import type {
   WriteOptions,
 } from './machine.js';
 import type { ExecutionState } from './state.js';
+import { checkSpecSize } from './specLimits.js';
 import { parseInput } from './validate.js';
 
 export interface LocalExecOptions {
   readonly store: EventStore;
+  /** The default process backend (for executions whose spec names none). */
   readonly process?: ProcessBackend;
+  /** Backends an execution can choose by `spec.backend`, by name (the default may be among them). */
+  readonly processBackends?: ReadonlyMap<string, ProcessBackend>;
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
   readonly outputHighWaterBytes?: number;
@@ -32,6 +37,8 @@ export interface LocalExecOptions {
 interface ActiveExecution {
   readonly id: string;
   readonly spec: ExecutionSpec;
+  /** Appends its events after the request in order, holding them while the store cannot write. */
+  readonly recorder: ExecutionRecorder;
   process?: RunningProcess;
   stdinOpen: boolean;
   /** writeId → bytes accepted, for de-duplicating retried writes. */
@@ -51,10 +58,17 @@ interface ActiveExecution {
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 100;
+/** A page of `list` ends once its items take this much as JSON. */
+const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+/** `list` asks the store for at most this many items at a time. */
+const LIST_CHUNK = 16;
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_TAIL_BYTES = 2000;
 const DEFAULT_MAX_LINES = 10_000;
 const DEFAULT_CANCEL_GRACE_MS = 3000;
+/** The name of a ProcessBackend that declares none. */
+const DEFAULT_BACKEND = 'process';
 /** How long to wait for a killed group to disappear before reporting survivors. */
 const VERIFY_GONE_MS = 2000;
 
@@ -66,6 +80,7 @@ const VERIFY_GONE_MS = 2000;
 export class LocalExec implements ExecApi {
   readonly #store: EventStore;
   readonly #process: ProcessBackend | undefined;
+  readonly #backends: ReadonlyMap<string, ProcessBackend>;
   readonly #gpu: GpuProbe | undefined;
   readonly #highWater: number;
   readonly #active = new Map<string, ActiveExecution>();
@@ -74,6 +89,7 @@ export class LocalExec implements ExecApi {
   constructor(options: LocalExecOptions) {
     this.#store = options.store;
     this.#process = options.process;
+    this.#backends = options.processBackends ?? new Map();
     this.#gpu = options.gpu;
     this.#highWater = options.outputHighWaterBytes ?? DEFAULT_HIGH_WATER;
   }
@@ -87,6 +103,7 @@ export class LocalExec implements ExecApi {
     if (typeof params !== 'object' || params === null) throw new TetherError('INVALID_ARGUMENT', 'exec.start needs a spec object');
     const { id: rawId, ...rest } = params;
     const spec = parseInput(ExecutionSpec, rest, 'execution spec');
+    checkSpecSize(spec);
     const id = rawId === undefined ? newExecutionId() : parseInput(ExecutionId, rawId, 'execution id');
     const pending = this.#starting.get(id);
     if (pending) return pending;
@@ -95,15 +112,35 @@ export class LocalExec implements ExecApi {
     return started;
   }
 
-  async #start(id: string, spec: ExecutionSpec): Promise<ExecutionState> {
-    const existing = await this.#store.state(id);
-    if (existing) return existing;
-    if (!this.#process) {
-      throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
-        backend: 'process',
+  /** The backend a spec runs on: the one it names, or the default. Fails with BACKEND_UNAVAILABLE. */
+  #backendFor(spec: ExecutionSpec): { name: string; backend: ProcessBackend } {
+    if (spec.backend === undefined || spec.backend === (this.#process?.name ?? DEFAULT_BACKEND)) {
+      if (this.#process) return { name: this.#process.name ?? DEFAULT_BACKEND, backend: this.#process };
+      if (spec.backend === undefined) {
+        throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
+          backend: 'process',
+        });
+      }
+    }
+    const named = spec.backend === undefined ? undefined : this.#backends.get(spec.backend);
+    if (!named) {
+      throw new TetherError('BACKEND_UNAVAILABLE', `this machine has no process backend named "${spec.backend}"`, {
+        backend: spec.backend,
+        known: [...new Set([...(this.#process ? [this.#process.name ?? DEFAULT_BACKEND] : []), ...this.#backends.keys()])],
       });
     }
-    if (spec.gpuGate && !this.#gpu) {
+    return { name: spec.backend!, backend: named };
+  }
+
+  async #start(id: string, requested: ExecutionSpec): Promise<ExecutionState> {
+    const existing = await this.#store.state(id);
+    if (existing) return existing;
+    const { name } = this.#backendFor(requested);
+    // The record says which backend ran it (absent means the default `process`), so a restarted
+    // machine with another default still finds it.
+    const spec = name === DEFAULT_BACKEND || requested.backend === name ? requested : { ...requested, backend: name };
+    const deferGate = this.#backendFor(spec).backend.schedulesGpus === true;
+    if (spec.gpuGate && !deferGate && !this.#gpu) {
       throw new TetherError('BACKEND_UNAVAILABLE', 'a GPU gate needs a GPU probe: load @tether/plugin-gpu-nvidia', { backend: 'gpu' });
     }
     try {
@@ -113,9 +150,18 @@ export class LocalExec implements ExecApi {
       if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
       throw error;
     }
-    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), writes: new Set(), survivors: [], gate: new AbortController() };
+    const active: ActiveExecution = {
+      id,
+      spec,
+      recorder: new ExecutionRecorder(this.#store, id),
+      stdinOpen: spec.stdin,
+      writeIds: new Map(),
+      writes: new Set(),
+      survivors: [],
+      gate: new AbortController(),
+    };
     this.#active.set(id, active);
-    if (spec.gpuGate) {
+    if (spec.gpuGate && !deferGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
       return this.get(id);
     }
@@ -142,30 +188,56 @@ export class LocalExec implements ExecApi {
     const { id, spec } = active;
     let proc: RunningProcess;
     try {
-      proc = await this.#process!.spawn(processSpec(id, spec));
+      const { backend } = this.#backendFor(spec);
+      proc = await backend.spawn({ ...processSpec(id, spec), ...(spec.gpuGate && backend.schedulesGpus ? { gpuGate: spec.gpuGate } : {}) });
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
       return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
     }
-    active.process = proc;
-    // Append calls are applied in call order, so output recorded below always follows Started.
-    const startedAppend = this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined } }]);
-    this.#follow(active, proc, Date.now());
-    await startedAppend;
+    await this.#track(active, proc, 'new');
     return this.get(id);
   }
 
-  /** Records the output and the end of a running process (started now, or re-attached after a restart). */
-  #follow(active: ActiveExecution, proc: RunningProcess, startedAt: number): void {
-    const { spec } = active;
-    const outputDone = this.#recordOutput(active, proc);
+  /**
+   * Records what a process does from here on: queue updates, the start, output, the end.
+   * `from` says what its stream already holds (a re-attached one is `queued` or `running`).
+   * Resolves once its first event (ExecutionQueued or ExecutionStarted) is stored.
+   */
+  #track(active: ActiveExecution, proc: RunningProcess, from: 'new' | 'queued' | 'running'): Promise<unknown> {
+    const { id, spec } = active;
+    active.process = proc;
+    // Append calls are applied in call order, so output recorded below always follows Started.
+    const started = (ref: RunningProcess['ref']) =>
+      active.recorder.append([{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
+    let first: Promise<unknown> = Promise.resolve();
+    let ran: Promise<boolean> = Promise.resolve(true);
+    if (proc.running) {
+      if (from === 'new') first = active.recorder.append([{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
+      proc.queue$?.subscribe({
+        next: (update) => void active.recorder.append([{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
+        error: () => undefined,
+      });
+      // A backend that queues resolves `running` before `exit` when the job ran at all: which
+      // settled first is decided on the bare promises (recording the start takes a while).
+      const runs = Promise.race([proc.running.then((ref) => ({ ref })), proc.exit.then(() => undefined)]);
+      ran = runs.then(async (running) => {
+        if (!running) return false;
+        if (from !== 'running') await started(running.ref);
+        return true;
+      });
+    } else if (from === 'new') {
+      first = started(proc.ref);
+    }
+    const outputDone = ran.then((yes) => (yes ? this.#recordOutput(active, proc) : undefined));
     if (active.pendingStop) {
       const { reason, signal, graceMs } = active.pendingStop;
       void this.#stop(active, reason, signal, graceMs);
     }
     if (spec.timeoutMs !== undefined && !proc.enforcesTimeout) {
       // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
-      active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), Math.max(0, startedAt + spec.timeoutMs - Date.now()));
+      void ran.then((yes) => {
+        if (yes && !active.exited) active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs!);
+      });
     }
     void (async () => {
       const exit = await proc.exit;
@@ -174,9 +246,21 @@ export class LocalExec implements ExecApi {
       active.timeout?.clear();
       await active.stopping;
       await Promise.allSettled([...active.writes]);
-      await this.#finish(active, ...terminalEvents(exit, active.survivors));
+      await this.#finish(
+        active,
+        exit.lost !== undefined
+          ? { type: 'ExecutionLost', data: { reason: exit.lost } }
+          : exit.failed !== undefined
+            ? { type: 'ExecutionFailed', data: exit.failed }
+            : {
+              type: 'ExecutionExited',
+              data: { exitCode: exit.exitCode, signal: exit.signal, survivors: exit.survivors ?? active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}), ...(exit.endedAt !== undefined ? { endedAt: exit.endedAt } : {}) },
+            },
+      );
       proc.release?.();
     })().catch(() => undefined); // only a closing store fails here; a restart re-attaches or marks the execution lost
+    // The process runs: while the store cannot write, its first event is held and recorded later.
+    return active.recorder.writtenOrHeld(first);
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -189,8 +273,8 @@ export class LocalExec implements ExecApi {
         next: (chunk) => {
           if (chunk.dropped) {
             const { bytes, limitBytes } = chunk.dropped;
-            last = this.#store
-              .append(active.id, [{ type: 'OutputTruncated', data: { droppedBytes: bytes, limitBytes } }])
+            last = active.recorder
+              .append([{ type: 'OutputTruncated', data: { droppedBytes: bytes, limitBytes } }])
               .then(() => proc.outputRecorded?.(chunk))
               .catch(() => undefined);
             return;
@@ -202,8 +286,9 @@ export class LocalExec implements ExecApi {
             paused = true;
             proc.pauseOutput();
           }
-          last = this.#store
-            .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+          // Held (and the process paused by the high water) while the store cannot write.
+          last = active.recorder
+            .append([{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
             .then(() => proc.outputRecorded?.(chunk))
             .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
             .finally(() => {
@@ -222,7 +307,7 @@ export class LocalExec implements ExecApi {
 
   async #finish(active: ActiveExecution, ...events: ExecutionEvent[]): Promise<ExecutionState> {
     try {
-      await this.#store.append(active.id, events);
+      await active.recorder.append(events);
     } finally {
       this.#active.delete(active.id);
     }
@@ -240,12 +325,13 @@ export class LocalExec implements ExecApi {
       return Promise.resolve();
     }
     active.stopping ??= (async () => {
-      await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal, reason } }]);
+      // Recorded before the signal goes (or held, in order, while the store cannot write).
+      await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal, reason } }]));
       proc.signal(signal);
       const exitedInTime = await Promise.race([proc.exit.then(() => true), delay(graceMs).then(() => false)]);
       let survivors = await proc.survivors();
       if (!exitedInTime || survivors.length > 0) {
-        await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]);
+        await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]));
         proc.signal('SIGKILL');
         proc.signalPids(survivors, 'SIGKILL');
         await proc.exit;
@@ -262,8 +348,34 @@ export class LocalExec implements ExecApi {
     return state;
   }
 
-  list(options: ListOptions = {}): Promise<ListPage> {
-    return this.#store.list(options);
+  /**
+   * A page of executions, newest first. Besides `limit`, a page ends once its items take about
+   * 4 MiB as JSON (it always holds at least one), so a listing stays small whatever the specs
+   * hold; the cursor continues after the last item returned.
+   */
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    // The store is asked in small pages so that no more than one of them is held beyond the cut.
+    const items: ExecutionState[] = [];
+    let bytes = 0;
+    let cursor = options.cursor;
+    while (items.length < limit) {
+      const page = await this.#store.list({ status: options.status, limit: Math.min(limit - items.length, LIST_CHUNK), cursor });
+      for (const [index, item] of page.items.entries()) {
+        const size = JSON.stringify(item).length;
+        if (items.length > 0 && bytes + size > LIST_PAGE_BYTES) {
+          // Cut before this item: continue from the last one kept (the store's cursor is opaque,
+          // so it is asked again for exactly the items kept of this chunk).
+          const next = index === 0 ? cursor : (await this.#store.list({ status: options.status, limit: index, cursor })).cursor;
+          return next === undefined ? { items } : { items, cursor: next };
+        }
+        items.push(item);
+        bytes += size;
+      }
+      if (page.cursor === undefined) return { items };
+      cursor = page.cursor;
+    }
+    return cursor === undefined ? { items } : { items, cursor };
   }
 
   async read(id: string, options: ExecReadOptions = {}): Promise<ExecReadResult> {
@@ -277,7 +389,8 @@ export class LocalExec implements ExecApi {
     const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
-      await firstValueFrom(next$, { defaultValue: undefined });
+      // A store that cannot write ends the wait early; reading goes on.
+      await firstValueFrom(next$, { defaultValue: undefined }).catch(() => undefined);
     }
     const events = await this.#store.read(id, { afterSeq, limit, maxBytes });
     state = await this.get(id);
@@ -352,6 +465,9 @@ export class LocalExec implements ExecApi {
       if (previous) return { bytes: await previous };
     }
     if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
+    // Input that could not be recorded is not written.
+    const unwritable = storeWriteFailure(this.#store);
+    if (unwritable) throw unwritable;
     const done = (async () => {
       if (bytes.byteLength > 0) {
         const written = await active.process!.write(bytes, writeId === undefined ? undefined : { writeId });
@@ -416,11 +532,12 @@ export class LocalExec implements ExecApi {
   }
 
   /**
-   * Re-attaches the executions a previous run of this machine left running or queued, where the
-   * process backend can (its processes outlive the daemon); marks the others lost with the
-   * reason. Call once at start, before serving. Returns the ids of both kinds.
+   * Marks executions that a previous run of this machine left running or queued as lost — unless
+   * their backend re-attaches to them (a batch job the scheduler kept), which then continue.
+   * Each backend with `reattach` is asked once, with all of its interrupted executions.
+   * Call once at start, before serving.
    */
-  async resumeInterrupted(reason = 'the daemon restarted while it ran'): Promise<{ reattached: string[]; lost: string[] }> {
+  async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
     const interrupted: ExecutionState[] = [];
     for (const status of ['running', 'queued'] as const) {
       let cursor: string | undefined;
@@ -430,51 +547,39 @@ export class LocalExec implements ExecApi {
         cursor = page.cursor;
       } while (cursor);
     }
-    const backend = this.#process;
-    if (!backend?.reattach) {
-      for (const state of interrupted) await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
-      return { reattached: [], lost: interrupted.map((s) => s.id) };
-    }
-    const requests: ReattachRequest[] = interrupted
-      .filter((state) => state.spec !== null)
-      .map((state) => ({
-        id: state.id,
-        pid: state.pid,
-        spec: processSpec(state.id, state.spec!),
-        outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty + state.truncatedBytes,
-        resume: { stdout: state.bytes.stdout, stderr: state.bytes.stderr },
-      }));
-    const results = await backend.reattach(requests);
-    const reattached: string[] = [];
-    const lost: string[] = [];
+    // Grouped by the backend that ran them; those whose backend is gone or cannot re-attach are lost.
+    const byBackend = new Map<ProcessBackend, ExecutionState[]>();
+    const lost = new Map<string, string>();
     for (const state of interrupted) {
-      const result = results.get(state.id);
-      if (!state.spec || !result || 'lost' in result) {
-        const why = result && 'lost' in result ? result.lost : reason;
-        await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason: why } }]);
-        lost.push(state.id);
-        continue;
+      let backend: ProcessBackend | undefined;
+      try {
+        backend = state.spec ? this.#backendFor(state.spec).backend : undefined;
+      } catch {
+        backend = undefined;
       }
-      const proc = result.process;
-      const active: ActiveExecution = {
-        id: state.id,
-        spec: state.spec,
-        stdinOpen: state.spec.stdin && !state.stdinClosed,
-        writeIds: new Map(),
-        writes: new Set(),
-        survivors: [],
-        gate: new AbortController(),
-        process: proc,
-      };
-      this.#active.set(state.id, active);
-      if (state.status === 'queued') {
-        // Spawned just before the previous daemon died, before it could record the start.
-        await this.#store.append(state.id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: state.spec.tty !== undefined } }]);
-      }
-      this.#follow(active, proc, state.startedAt ?? Date.now());
-      reattached.push(state.id);
+      if (!backend?.reattach) lost.set(state.id, reason);
+      else byBackend.set(backend, [...(byBackend.get(backend) ?? []), state]);
     }
-    return { reattached, lost };
+    for (const [backend, states] of byBackend) {
+      let answers: Map<string, ReattachResult>;
+      try {
+        answers = await backend.reattach!(states.map(reattachRequest));
+      } catch (error) {
+        answers = new Map(states.map((state) => [state.id, { lost: `${reason} (re-attach failed: ${describe(error)})` }]));
+      }
+      for (const state of states) {
+        const answer = answers.get(state.id);
+        if (answer && 'process' in answer) {
+          const active: ActiveExecution = { id: state.id, spec: state.spec!, recorder: new ExecutionRecorder(this.#store, state.id), stdinOpen: state.spec!.stdin && !state.stdinClosed, writeIds: new Map(), writes: new Set(), survivors: [], gate: new AbortController() };
+          this.#active.set(state.id, active);
+          await this.#track(active, answer.process, state.status === 'running' ? 'running' : 'queued');
+        } else {
+          lost.set(state.id, answer?.lost ?? reason);
+        }
+      }
+    }
+    for (const [id, why] of lost) await this.#store.append(id, [{ type: 'ExecutionLost', data: { reason: why } }]);
+    return [...lost.keys()];
   }
 
   /**
@@ -496,7 +601,6 @@ export class LocalExec implements ExecApi {
         await this.cancel(active.id, { graceMs });
       }),
     );
-    await this.#process?.close?.();
   }
 
   async #activeProcess(id: string): Promise<ActiveExecution> {
@@ -514,7 +618,7 @@ export class LocalExec implements ExecApi {
   }
 }
 
-/** What the process backend is asked to run for an execution. */
+/** What a backend is asked to start for a spec. */
 function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
   const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
   return {
@@ -527,17 +631,19 @@ function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
     stdin: spec.stdin,
     timeoutMs: spec.timeoutMs,
     killGraceMs: spec.killGraceMs,
+    backendOptions: spec.backendOptions,
   };
 }
 
-/** The events that end an execution whose process ended with `exit`. */
-function terminalEvents(exit: ProcessExit, survivors: readonly number[]): ExecutionEvent[] {
-  if (exit.lost !== undefined) return [{ type: 'ExecutionLost', data: { reason: exit.lost } }];
-  // A stop the backend made on its own is recorded as the TERM that began it: it decides the end reason.
-  const events: ExecutionEvent[] = exit.stopReason ? [{ type: 'SignalSent', data: { signal: 'SIGTERM', reason: exit.stopReason } }] : [];
-  const all = [...new Set([...survivors, ...(exit.survivors ?? [])])];
-  events.push({ type: 'ExecutionExited', data: { exitCode: exit.exitCode, signal: exit.signal, survivors: all, ...(exit.endedAt !== undefined ? { endedAt: exit.endedAt } : {}) } });
-  return events;
+function reattachRequest(state: ExecutionState): ReattachRequest {
+  return {
+    id: state.id,
+    pid: state.pid,
+    ...(state.backendRef ? { ref: state.backendRef } : {}),
+    spec: processSpec(state.id, state.spec!),
+    outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty + state.truncatedBytes,
+    resume: { stdout: state.bytes.stdout, stderr: state.bytes.stderr },
+  };
 }
 
 function delay(ms: number): Promise<void> {

@@ -55,7 +55,7 @@ it('kill -9 mid-run, restart on the same port and data dir: finished output inta
     const producer = (await readFile(hashFile, 'utf8')).slice(0, 64);
 
     // Waits on stdin, so it is running across the kill.
-    const interrupted = await machine.exec.start({ command: 'echo begun; read line; echo "got $line"; exit 3', stdin: true });
+    const interrupted = await machine.exec.start({ command: 'echo begun; read line; echo "got $line"; read more; echo "then $more"; exit 3', stdin: true });
     orphans.push(interrupted.id);
     await eventually(async () => (await machine.exec.logs(interrupted.id)).lines.length > 0, 10_000, 'the run began');
     // A follow open across the kill resumes by itself and sees the run to its end.
@@ -78,12 +78,14 @@ it('kill -9 mid-run, restart on the same port and data dir: finished output inta
     expect(await machine.exec.get(interrupted.id)).toMatchObject({ status: 'running' });
     expect(machine.connections).toBe(connectionsBefore + 1);
     await machine.exec.write(interrupted.id, 'again\n', { writeId: 'after-restart' });
+    // Repeated: answered, not written again (else `read more` would get it).
     expect(await machine.exec.write(interrupted.id, 'again\n', { writeId: 'after-restart' })).toEqual({ bytes: 6 });
+    await machine.exec.write(interrupted.id, 'last\n', { writeId: 'last' });
     expect(await machine.exec.wait(interrupted.id)).toMatchObject({ status: 'finished', endReason: 'exited', exitCode: 3 });
     await followEnded;
     expect(followed.map((e) => e.seq)).toEqual(followed.map((_, i) => i + 1));
     expect(followed.at(-1)?.type).toBe('ExecutionExited');
-    expect((await machine.exec.logs(interrupted.id)).lines.map((l) => l.line)).toEqual(['begun', 'got again']);
+    expect((await machine.exec.logs(interrupted.id)).lines.map((l) => l.line)).toEqual(['begun', 'got again', 'then last']);
     expect(processesOf(interrupted.id)).toEqual([]);
     expect(await machine.exec.get(done.id)).toMatchObject({ status: 'finished', endReason: 'exited', exitCode: 0 });
     expect(await stdoutHash(machine, done.id)).toEqual({ sha256: producer, bytes: 5 * 1024 * 1024 });
