@@ -213,4 +213,15 @@ describe('executions under supervisors across daemon deaths', () => {
     await stopDaemon(d);
     await eventually(() => supervisorsUnder(root).length === 0, 10_000, 'the supervisors left');
   });
+
+  it('a state dir removed while no daemon runs: the supervisors end their commands and leave (nobody could attach again)', async () => {
+    const { root, dataDir } = await newRoot();
+    const d = await daemon(dataDir);
+    const run = await d.machine.exec.start({ command: 'sleep 30 & sleep 30; wait' });
+    started.push(run.id);
+    await eventually(() => processesOf(run.id).length >= 2, 10_000, 'the tree runs');
+    await killDaemon(d);
+    await rm(dataDir, { recursive: true, force: true });
+    await eventually(() => processesOf(run.id).length === 0 && supervisorsUnder(root).length === 0, 20_000, 'the command and the supervisors gone');
+  });
 });

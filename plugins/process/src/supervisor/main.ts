@@ -12,7 +12,7 @@
 // It loads only Node's own modules (node-pty and the PTY code when a terminal is asked for), so
 // it starts in tens of milliseconds and stays small.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, closeSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, ftruncateSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -110,6 +110,16 @@ let survivorsLeft: number[] = [];
 let stopping: Promise<void> | null = null;
 const writeIds = new Map<string, Promise<number>>();
 let cancelTimeout: () => void = () => undefined;
+
+// The directory (and in it our record) is how a daemon finds us. Once it is gone (the state dir
+// was removed) nobody can ever attach again: end the command, if it still runs, and leave.
+const ORPHAN_CHECK_MS = 5000;
+setInterval(() => {
+  const gone = !existsSync(dir) || (files !== null && !existsSync(files.record));
+  if (!gone) return;
+  if (command && !exitInfo) safely(() => signalGroup(command!.pid, 'SIGKILL'));
+  cleanupAndExit();
+}, ORPHAN_CHECK_MS).unref();
 
 const server = createServer((socket) => accept(socket));
 server.listen(socketPath, () => {
