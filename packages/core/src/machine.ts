@@ -139,7 +139,13 @@ export interface MachineInfo {
   readonly home: string;
   readonly cwd: string;
   readonly pid: number;
-  readonly backends: { readonly process: boolean; readonly filesystem: boolean; readonly gpu: boolean };
+  readonly backends: {
+    readonly process: boolean;
+    readonly filesystem: boolean;
+    readonly gpu: boolean;
+    /** Names of the process backends an execution can choose (`spec.backend`), the default first. */
+    readonly processBackends?: readonly string[];
+  };
 }
 
 export interface MachineHealth {
