@@ -166,8 +166,9 @@ describe.skipIf(skip !== undefined)(`a failed compaction on a full disk${skip ? 
         }
       }
       expect(refused).toMatchObject({ code: 'DISK_FULL' });
-      // The write that failed is a table of the background flush, not the log: the sticky case.
-      expect(String((refused as Error).cause)).toMatch(/\.ldb: No space left/);
+      // Usually a table of the background flush fails first (the case LevelDB keeps failing in);
+      // under load the foreground log write may fail first. Either way the store must recover.
+      expect(String((refused as Error).cause)).toMatch(/\.(ldb|log): No space left/);
       const writable = store.whenWritable();
       await small.free();
       await writable;
