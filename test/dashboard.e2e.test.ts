@@ -86,7 +86,15 @@ beforeAll(async () => {
     plugins: [processPlugin, { plugin: gpuPlugin, config: { command: fakeGpu(gpuDir), cacheMs: 0 } }],
   });
   mkdirSync(join(root, 'config', 'tether'), { recursive: true });
-  writeFileSync(join(root, 'config', 'tether', 'config.yaml'), `machines:\n  - name: box\n    addr: ${daemon.url}\n    token_file: ${daemon.tokenFile}\n`);
+  // "gone": a machine whose daemon does not answer (nothing listens on its port).
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const gonePort = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  writeFileSync(
+    join(root, 'config', 'tether', 'config.yaml'),
+    `machines:\n  - name: box\n    addr: ${daemon.url}\n    token_file: ${daemon.tokenFile}\n  - name: gone\n    addr: ws://127.0.0.1:${gonePort}\n    token_file: ${daemon.tokenFile}\n`,
+  );
 
   listener = createServer((req, res) => {
     hits.push(`${req.method} ${req.url}`);
@@ -155,6 +163,10 @@ describe('tether dashboard in Chromium', () => {
     expect(await box.textContent()).toMatch(/\d+ ms/); // latency
     expect(await box.textContent()).toMatch(/\d+\.\d+\.\d+/); // the daemon's version
     expect(await page.locator('[data-testid=machine-row][data-machine=local]').textContent()).toContain('local');
+    // A machine that does not answer says so, with the reason.
+    const gone = page.locator('[data-testid=machine-row][data-machine=gone][data-daemon-ok=false]');
+    await gone.waitFor();
+    expect(await gone.locator('.error').textContent()).toMatch(/refused|ECONNREFUSED/i);
     // Refreshed live: the GPU turning busy shows up without a reload.
     await expect.poll(() => box.textContent(), POLL).toContain('H100 80GB HBM3: 0 %');
     writeFileSync(join(gpuDir, 'busy'), '');
