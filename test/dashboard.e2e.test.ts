@@ -56,13 +56,15 @@ exit 0
   return command;
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string }> {
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout }));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -356,6 +358,15 @@ describe('tether dashboard in Chromium', () => {
       expect(dialogs, how).toEqual([]);
       expect(hits, how).toEqual([]);
     }
+  });
+
+  it('tether dashboard refuses a taken port and a bad --listen with a JSON error (exit 2)', async () => {
+    const taken = await run(['dashboard', '--listen', new URL(login.origin).host]);
+    expect([taken.code, taken.stdout]).toEqual([2, '']);
+    expect(JSON.parse(taken.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('address in use'), hint: expect.stringContaining('--listen') } });
+    const bad = await run(['dashboard', '--listen', 'nowhere']);
+    expect([bad.code, bad.stdout]).toEqual([2, '']);
+    expect(JSON.parse(bad.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('host:port') } });
   });
 
   it('a foreign page in the same browser cannot act on the dashboard (CSRF)', async () => {
