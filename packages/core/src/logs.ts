@@ -158,47 +158,73 @@ export function lastBytes(slices: readonly OutputSlice[], n: number): OutputSlic
  * line kept, not by the longest line in the output.
  */
 export function toLines(slices: readonly OutputSlice[], maxLineBytes = DEFAULT_MAX_LINE_BYTES): LogLine[] {
+  const cutter = new LineCutter(maxLineBytes);
   const lines: LogLine[] = [];
-  const open = new Map<OutputStream, { decoder: InstanceType<typeof TextDecoder>; text: string; cut: boolean }>();
-  const push = (stream: OutputStream, seq: number, text: string, cut: boolean) => {
-    const line = stripCr(text);
-    if (cut) lines.push({ stream, seq, line, cut: true });
-    else lines.push({ stream, seq, line });
-  };
-  for (const slice of slices) {
-    let state = open.get(slice.stream);
-    if (!state) open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '', cut: slice.cutBefore === true }));
+  for (const slice of slices) lines.push(...cutter.push(slice));
+  lines.push(...cutter.flush());
+  return lines.sort((a, b) => a.seq - b.seq);
+}
+
+/**
+ * The incremental form of `toLines`: `push` a slice, get the lines it completes; `flush` at the
+ * end gets each stream's unfinished last line. Cuts exactly as `toLines` does (which uses it).
+ */
+export class LineCutter {
+  readonly #maxLineBytes: number;
+  readonly #open = new Map<OutputStream, { decoder: InstanceType<typeof TextDecoder>; text: string; cut: boolean; seq: number }>();
+
+  constructor(maxLineBytes = DEFAULT_MAX_LINE_BYTES) {
+    this.#maxLineBytes = maxLineBytes;
+  }
+
+  /** The lines `slice` completes, in order (all with the slice's seq). */
+  push(slice: Pick<OutputSlice, 'stream' | 'seq' | 'data' | 'cutBefore'>): LogLine[] {
+    const lines: LogLine[] = [];
+    let state = this.#open.get(slice.stream);
+    if (!state) this.#open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '', cut: slice.cutBefore === true, seq: slice.seq }));
     else if (slice.cutBefore) {
       // The middle of a long line was left out here: what follows is the end of that line.
       const rest = state.text + state.decoder.decode();
-      if (rest !== '') push(slice.stream, slice.seq, rest, state.cut);
-      open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '', cut: true }));
+      if (rest !== '') lines.push(this.#line(slice.stream, slice.seq, rest, state.cut));
+      this.#open.set(slice.stream, (state = { decoder: new TextDecoder('utf-8'), text: '', cut: true, seq: slice.seq }));
     }
+    state.seq = slice.seq;
     const text = state.text + state.decoder.decode(slice.data, { stream: true });
     let start = 0;
     for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      push(slice.stream, slice.seq, text.slice(start, nl), state.cut);
+      lines.push(this.#line(slice.stream, slice.seq, text.slice(start, nl), state.cut));
       state.cut = false;
       start = nl + 1;
     }
     state.text = text.slice(start);
     // An unfinished line longer than the limit keeps only its end (it is read to its end anyway).
-    if (state.text.length > maxLineBytes) {
-      state.text = keepEnd(state.text, maxLineBytes);
+    if (state.text.length > this.#maxLineBytes) {
+      state.text = keepEnd(state.text, this.#maxLineBytes);
       state.cut = true;
     }
+    return lines;
   }
-  const lastSeq = new Map<OutputStream, number>();
-  for (const slice of slices) lastSeq.set(slice.stream, slice.seq);
-  for (const [stream, state] of open) {
-    const rest = state.text + state.decoder.decode();
-    if (rest !== '') push(stream, lastSeq.get(stream)!, rest, state.cut);
+
+  /** Each stream's unfinished last line (with the seq of that stream's last slice), by seq; the cutter is empty after. */
+  flush(): LogLine[] {
+    const lines: LogLine[] = [];
+    for (const [stream, state] of this.#open) {
+      const rest = state.text + state.decoder.decode();
+      if (rest !== '') lines.push(this.#line(stream, state.seq, rest, state.cut));
+    }
+    this.#open.clear();
+    return lines.sort((a, b) => a.seq - b.seq);
   }
-  // Complete lines longer than the limit (within one slice) are cut the same way.
-  for (const [i, line] of lines.entries()) {
-    if (line.line.length > maxLineBytes) lines[i] = { stream: line.stream, seq: line.seq, line: keepEnd(line.line, maxLineBytes), cut: true };
+
+  #line(stream: OutputStream, seq: number, text: string, cut: boolean): LogLine {
+    let line = stripCr(text);
+    // A complete line longer than the limit (within one slice) is cut the same way.
+    if (line.length > this.#maxLineBytes) {
+      line = keepEnd(line, this.#maxLineBytes);
+      cut = true;
+    }
+    return cut ? { stream, seq, line, cut: true } : { stream, seq, line };
   }
-  return lines.sort((a, b) => a.seq - b.seq);
 }
 
 /** The last `n` UTF-16 units of `text`, not starting inside a surrogate pair. */
