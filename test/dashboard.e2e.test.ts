@@ -360,10 +360,28 @@ describe('tether dashboard in Chromium', () => {
     }
   });
 
-  it('tether dashboard refuses a taken port and a bad --listen with a JSON error (exit 2)', async () => {
+  it('tether dashboard: a taken port or a bad --listen is a JSON error (exit 2); off loopback it warns', async () => {
     const taken = await run(['dashboard', '--listen', new URL(login.origin).host]);
     expect([taken.code, taken.stdout]).toEqual([2, '']);
     expect(JSON.parse(taken.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('address in use'), hint: expect.stringContaining('--listen') } });
+    // Off loopback it serves, and says what that exposes.
+    const wide = spawn(process.execPath, [BIN, 'dashboard', '--listen', '0.0.0.0:0'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise((resolve) => wide.once('exit', resolve));
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        wide.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('\n')) resolve(out.split('\n')[0]!);
+        });
+        wide.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+      });
+      expect(JSON.parse(first)).toMatchObject({ url: expect.stringContaining('/login?token='), warning: expect.stringMatching(/plain HTTP.*127\.0\.0\.1/) });
+    } finally {
+      wide.kill('SIGTERM');
+      await exited;
+    }
+    expect(login).not.toHaveProperty('warning'); // on loopback (the launch of beforeAll)
     const bad = await run(['dashboard', '--listen', 'nowhere']);
     expect([bad.code, bad.stdout]).toEqual([2, '']);
     expect(JSON.parse(bad.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('host:port') } });
