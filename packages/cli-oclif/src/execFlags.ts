@@ -148,7 +148,7 @@ export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarge
  * `--backend` and the Slurm flags: the backend named (or the machine's `default_backend`, or
  * `slurm` when only Slurm flags are given) and its options. The backend validates the options.
  */
-export function backendFromFlags(flags: ExecSpecFlagValues, target: Pick<SpecTarget, 'defaultBackend'>): { backend?: string; backendOptions?: Record<string, string | number | string[]> } {
+export function backendFromFlags(flags: Pick<ExecSpecFlagValues, 'backend' | keyof typeof SLURM_FLAGS>, target: Pick<SpecTarget, 'defaultBackend'>): { backend?: string; backendOptions?: Record<string, string | number | string[]> } {
   const backendOptions: Record<string, string | number | string[]> = {};
   for (const [flag, field] of Object.entries(SLURM_FLAGS)) {
     const value = flags[flag as keyof typeof SLURM_FLAGS];
@@ -205,4 +205,19 @@ async function uploadScript(file: string, machine: SpecTarget['machine']): Promi
 /** `word` quoted for sh when it needs it. */
 function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `--project P --ref R` (exec run and exec start): a fresh git worktree of P at R, as codex-remote's. */
+export const projectFlags = {
+  project: Flags.string({ description: 'run in a fresh git worktree of this project (projects: in the machine config), removed after; needs --ref' }),
+  ref: Flags.string({ description: 'with --project: the branch, tag or commit to check out', dependsOn: ['project'] }),
+};
+
+/** The project and ref given, checked as codex-remote words it (`ref is required when project_id is set`). */
+export function projectOption(flags: { project?: string | undefined; ref?: string | undefined }): { project: string; ref: string } | undefined {
+  if (flags.project === undefined) return undefined;
+  if (flags.ref === undefined || flags.ref === '') {
+    throw new CliError('USAGE', `ref is required when project_id is set: --project ${flags.project} needs --ref`, { hint: `e.g. --project ${flags.project} --ref main (a branch, tag or commit)` });
+  }
+  return { project: flags.project, ref: flags.ref };
 }
