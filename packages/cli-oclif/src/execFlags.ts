@@ -28,7 +28,21 @@ export const execSpecFlags = {
   'gpu-max-util': Flags.integer({ description: 'GPU gate: highest utilisation (%) of a free GPU', default: 10, min: 0, max: 100 }),
   'gpu-max-mem-mib': Flags.integer({ description: 'GPU gate: most memory in use (MiB) on a free GPU', default: 1000, min: 0 }),
   'gpu-gate-timeout': Flags.string({ description: 'GPU gate: give up (failed_to_start, GATE_TIMEOUT) after this long' }),
+  backend: Flags.string({
+    description:
+      'the process backend that runs it on the machine: process (a child process) or slurm (a Slurm batch job; needs @tether/plugin-slurm configured on the machine). Default: the machine\'s default_backend, else slurm when a Slurm option below is given, else the daemon\'s default',
+  }),
+  partition: Flags.string({ description: 'Slurm: the partition (sbatch --partition)' }),
+  gres: Flags.string({ description: 'Slurm: generic resources, e.g. gpu:2 (sbatch --gres)' }),
+  'cpus-per-task': Flags.integer({ description: 'Slurm: CPUs per task (sbatch --cpus-per-task)', min: 1 }),
+  mem: Flags.string({ description: 'Slurm: memory per node, e.g. 4G (sbatch --mem)' }),
+  nodes: Flags.string({ description: 'Slurm: node count, e.g. 1 or 2-4 (sbatch --nodes)' }),
+  account: Flags.string({ description: 'Slurm: the account charged (sbatch --account)' }),
+  'sbatch-arg': Flags.string({ description: 'Slurm: one more sbatch argument, as it is (--sbatch-arg=--qos=high); repeatable', multiple: true }),
 };
+
+/** The Slurm flags, and the backendOptions field each one sets. */
+const SLURM_FLAGS = { partition: 'partition', gres: 'gres', 'cpus-per-task': 'cpusPerTask', mem: 'mem', nodes: 'nodes', account: 'account', 'sbatch-arg': 'sbatchArgs' } as const;
 
 export interface ExecSpecFlagValues {
   readonly cmd?: string;
@@ -44,6 +58,14 @@ export interface ExecSpecFlagValues {
   readonly 'gpu-max-mem-mib': number;
   readonly 'gpu-gate-timeout'?: string;
   readonly 'login-shell'?: boolean;
+  readonly backend?: string;
+  readonly partition?: string;
+  readonly gres?: string;
+  readonly 'cpus-per-task'?: number;
+  readonly mem?: string;
+  readonly nodes?: string;
+  readonly account?: string;
+  readonly 'sbatch-arg'?: string[];
 }
 
 /** Where the spec will run. */
@@ -54,12 +76,20 @@ export interface SpecTarget {
   readonly machine: { readonly fs: FsApi; info(): Promise<MachineInfo> };
   /** The machine's `login_shell` from the config, if set. */
   readonly loginShell?: boolean;
+  /** The machine's `default_backend` from the config, if set. */
+  readonly defaultBackend?: string;
 }
 
 /** The SpecTarget of an opened machine. */
 export function specTarget(opened: Pick<SpecTarget, 'isLocal' | 'machine'> & { readonly config?: Readonly<Record<string, unknown>> }): SpecTarget {
   const loginShell = opened.config?.['login_shell'];
-  return { isLocal: opened.isLocal, machine: opened.machine, ...(typeof loginShell === 'boolean' ? { loginShell } : {}) };
+  const defaultBackend = opened.config?.['default_backend'];
+  return {
+    isLocal: opened.isLocal,
+    machine: opened.machine,
+    ...(typeof loginShell === 'boolean' ? { loginShell } : {}),
+    ...(typeof defaultBackend === 'string' ? { defaultBackend } : {}),
+  };
 }
 
 /** Where `--script` files are uploaded on the machine, under its home (the filesystem backend's default root). */
@@ -90,7 +120,10 @@ export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarge
     env[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const cwd = local ? resolve(flags.cwd ?? process.cwd()) : flags.cwd;
+  const { backend, backendOptions } = backendFromFlags(flags, target);
   return {
+    ...(backend !== undefined ? { backend } : {}),
+    ...(backendOptions !== undefined ? { backendOptions } : {}),
     command,
     ...(flags.shell !== undefined ? { shell: flags.shell } : {}),
     ...(login ? { login: true } : {}),
@@ -109,6 +142,29 @@ export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarge
         }
       : {}),
   };
+}
+
+/**
+ * `--backend` and the Slurm flags: the backend named (or the machine's `default_backend`, or
+ * `slurm` when only Slurm flags are given) and its options. The backend validates the options.
+ */
+export function backendFromFlags(flags: ExecSpecFlagValues, target: Pick<SpecTarget, 'defaultBackend'>): { backend?: string; backendOptions?: Record<string, string | number | string[]> } {
+  const backendOptions: Record<string, string | number | string[]> = {};
+  for (const [flag, field] of Object.entries(SLURM_FLAGS)) {
+    const value = flags[flag as keyof typeof SLURM_FLAGS];
+    if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+    // `--nodes 2` is a count; `--nodes 2-4` a range, passed as written.
+    backendOptions[field] = flag === 'nodes' && /^\d+$/.test(String(value)) ? Number(value) : value;
+  }
+  const given = Object.keys(backendOptions);
+  const backend = flags.backend ?? target.defaultBackend ?? (given.length > 0 ? 'slurm' : undefined);
+  if (given.length > 0 && backend === 'process') {
+    const names = Object.entries(SLURM_FLAGS).filter(([, field]) => given.includes(field)).map(([flag]) => `--${flag}`);
+    throw new CliError('USAGE', `${names.join(', ')} ${names.length === 1 ? 'is a Slurm option' : 'are Slurm options'}: the process backend takes none`, {
+      hint: 'add --backend slurm (the machine needs @tether/plugin-slurm configured), or leave the Slurm options out',
+    });
+  }
+  return { ...(backend !== undefined ? { backend } : {}), ...(given.length > 0 ? { backendOptions } : {}) };
 }
 
 /** `--format` of `exec run` and `exec logs`. */

@@ -10,6 +10,10 @@ export function gpuJson(gpu: GpuInfo) {
     memory_total_mib: gpu.memoryTotalMiB,
     utilization_gpu: gpu.utilizationPct,
     temperature_c: gpu.temperatureC,
+    // A cluster's GPUs (the Slurm plugin's probe) say where they are and whether a job has them.
+    ...(gpu.node !== undefined ? { node: gpu.node } : {}),
+    ...(gpu.partitions !== undefined ? { partitions: gpu.partitions } : {}),
+    ...(gpu.allocated !== undefined ? { allocated: gpu.allocated } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import { CliError, describeError } from './cliError.js';
 import type { Machines } from './machines.js';
 import { sshMachine } from './sshMachine.js';
+import { storeStatus } from './storeStatus.js';
 
 /** Failures that happen after the SSH login succeeded: the machine is reachable, its daemon is not. */
 const AFTER_LOGIN = new Set(['daemon-not-running', 'no-token', 'bad-token', 'bridge-failed']);
@@ -25,6 +26,11 @@ export interface MachineStatus {
   readonly daemon_port?: number;
   /** Where the daemon is reached directly (a ws machine's `addr`), as codex-remote's check reports it. */
   readonly daemon_addr?: string;
+  /**
+   * The daemon's event store, when the daemon reports it and it cannot write (then `daemon_ok`
+   * is false and `error`/`hint` say why): `{"ok":false,"code","message","dir","since","retries","hint"}`.
+   */
+  readonly store?: Record<string, unknown>;
   /**
    * Why it failed. When the machine was reached (its SSH login worked, or it has no SSH) but its
    * daemon did not answer, the message carries a phrase agents triage on: its own (`unauthorized`,
@@ -65,6 +71,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       checked_at: checkedAt,
       daemon_version: info.version,
       ...endpoint,
+      ...(health.store && !health.store.ok ? storeFailure(storeStatus(health.store)) : {}),
     };
   } catch (error) {
     const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });
@@ -86,6 +93,11 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       failure: error,
     };
   }
+}
+
+/** The fields of a daemon that answers but whose event store cannot write. */
+function storeFailure(store: Record<string, unknown>): Pick<MachineStatus, 'store' | 'error' | 'hint'> {
+  return { store, error: String(store['message']), hint: String(store['hint']) };
 }
 
 /**

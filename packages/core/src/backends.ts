@@ -1,6 +1,6 @@
 import type { InjectionToken } from 'tsyringe';
 import type { Observable } from 'rxjs';
-import type { GpuGateOptions, OutputStream } from './events.js';
+import type { BackendOptions, BackendRef, GpuGateOptions, OutputStream } from './events.js';
 
 // ---------------------------------------------------------------------------------------------
 // Process backend
@@ -20,6 +20,16 @@ export interface ProcessSpec {
   readonly tty?: { readonly cols: number; readonly rows: number };
   /** Keep stdin open for writes; otherwise it is closed (EOF) at once. */
   readonly stdin: boolean;
+  /**
+   * The execution's timeout. The machine enforces it itself (TERM, grace, KILL from when the
+   * process started running); a backend with its own limits (a batch system) may pass it on.
+   */
+  readonly timeoutMs?: number;
+  readonly killGraceMs?: number;
+  /** The spec's `backendOptions`, for the backend to validate (reject unknown or bad ones with `INVALID_ARGUMENT`). */
+  readonly backendOptions?: BackendOptions;
+  /** The spec's GPU gate, passed only to a backend that `schedulesGpus` (it holds the execution in its own queue). */
+  readonly gpuGate?: GpuGateOptions;
 }
 
 export interface OutputChunk {
@@ -32,11 +42,36 @@ export interface ProcessExit {
   readonly exitCode: number | null;
   /** Signal name (`SIGTERM`) if a signal ended it. */
   readonly signal: string | null;
+  /** The backend stopped it on its own (a scheduler's time limit, an administrator's cancel). */
+  readonly stopReason?: 'cancel' | 'timeout';
+  /** Set when the backend lost it (a node failed, a job was preempted): recorded as `ExecutionLost` with this reason. */
+  readonly lost?: string;
+  /**
+   * Set when the backend learned only after submitting that the program could not start (a batch
+   * job whose command was not found on the node): recorded as `ExecutionFailed`.
+   */
+  readonly failed?: { readonly code: string; readonly message: string };
+  /** Pids of the execution the backend found still alive after it ended (recorded in `ExecutionExited`). */
+  readonly survivors?: number[];
 }
 
-/** A started process, leader of its own process group. */
+/**
+ * While a scheduling backend holds a submitted execution before it runs: why it waits and
+ * the backend's handle for it.
+ */
+export interface QueueUpdate {
+  readonly reason: string | null;
+  readonly ref?: BackendRef;
+}
+
+/**
+ * A started process, leader of its own process group — or, for a scheduling backend, a
+ * submitted job: then `ref` names it, `queue$` reports why it waits and `running` resolves
+ * once it runs (output, the timeout and `survivors` only matter from then on).
+ */
 export interface RunningProcess {
-  readonly pid: number;
+  /** null where the process does not run on this machine (a batch job on a cluster node). */
+  readonly pid: number | null;
   /** The process group (equal to `pid` where the platform has groups), or null. */
   readonly pgid: number | null;
   /**
@@ -61,14 +96,62 @@ export interface RunningProcess {
   survivors(): Promise<number[]>;
   /** Send a signal to the given pids (the survivors left after the group is gone). */
   signalPids(pids: readonly number[], signal: string): void;
+  /** The backend's handle (a job id), recorded durably before `spawn`'s caller is answered. */
+  readonly ref?: BackendRef;
+  /** Queue updates while it waits to run (each is recorded as `ExecutionQueued`); completes when it runs or ends. */
+  readonly queue$?: Observable<QueueUpdate>;
+  /**
+   * For a backend that queues: resolves when it runs, with more of its handle (the nodes);
+   * never resolves if it ends without running (then `exit` resolves). Absent: running at once.
+   */
+  readonly running?: Promise<BackendRef | undefined>;
+  /** True when the backend enforces `spec.timeoutMs` itself (then the machine sets no timer of its own). */
+  readonly enforcesTimeout?: boolean;
 }
 
+/** An execution a previous run of the machine left running or queued, as recorded. */
+export interface ReattachRequest {
+  readonly id: string;
+  /** The pid recorded at start, null if none was (never started, or it runs elsewhere). */
+  readonly pid: number | null;
+  /** The backend's handle as recorded (`ExecutionQueued` / `ExecutionStarted`), if any. */
+  readonly ref?: BackendRef;
+  readonly spec: ProcessSpec;
+  /** Output bytes recorded in all (every stream). */
+  readonly outputOffset: number;
+  /** Output bytes recorded per stream: output continues from there. */
+  readonly resume: { readonly stdout: number; readonly stderr: number };
+}
+
+/** What a backend made of one ReattachRequest: the process, continued, or why it is lost. */
+export type ReattachResult = { readonly process: RunningProcess } | { readonly lost: string };
+
 export interface ProcessBackend {
+  /**
+   * The name an execution's `spec.backend` selects it by. Default `process`. A machine has one
+   * default backend; the others are chosen per execution.
+   */
+  readonly name?: string;
+  /**
+   * The backend queues executions until the GPUs they ask for are free (a cluster scheduler): a
+   * spec's `gpuGate` is then passed on to it in `ProcessSpec.gpuGate` instead of the machine
+   * waiting for a free GPU on its own GPU probe first.
+   */
+  readonly schedulesGpus?: boolean;
   /**
    * Start a process. Rejects with a TetherError: `CWD_NOT_FOUND`, or `SPAWN_FAILED` with
    * `details.errno` (`ENOENT`, `EACCES`, `E2BIG`…).
    */
   spawn(spec: ProcessSpec): Promise<RunningProcess>;
+  /**
+   * Find the executions a previous run of the machine started (after a daemon restart) and
+   * continue them: called once at start with every interrupted execution of this backend.
+   * Output is produced from each request's `resume` on. An id missing from the answer, or
+   * answered `{ lost }`, is recorded lost. Backends without it have theirs recorded lost.
+   */
+  reattach?(requests: readonly ReattachRequest[]): Promise<Map<string, ReattachResult>>;
+  /** Release what the backend holds (pollers, connections) when the machine closes. */
+  close?(): void | Promise<void>;
 }
 export const ProcessBackend: InjectionToken<ProcessBackend> = Symbol.for('tether.ProcessBackend');
 
@@ -168,6 +251,12 @@ export interface GpuInfo {
   readonly memoryTotalMiB: number | null;
   readonly utilizationPct: number | null;
   readonly temperatureC: number | null;
+  /** On a cluster: the node that has it (a Slurm node name). Absent for this machine's own GPUs. */
+  readonly node?: string;
+  /** On a cluster: the partitions of its node. */
+  readonly partitions?: readonly string[];
+  /** On a cluster: the scheduler has given it to a job (then it is not free). */
+  readonly allocated?: boolean;
 }
 
 export interface GpuProcess {

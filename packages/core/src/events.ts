@@ -29,6 +29,20 @@ export const GpuGateOptions = z.object({
 });
 export type GpuGateOptions = z.infer<typeof GpuGateOptions>;
 
+/** A backend name, as a ProcessBackend declares it (`process`, `slurm`). */
+export const BackendName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a backend name is 1-32 characters of a-z 0-9 - and starts with a letter');
+
+/** Options for the chosen backend (e.g. Slurm's `partition`); the backend validates them. */
+export const BackendOptions = z.record(z.string().min(1).max(64), z.union([OsString.max(4096), z.number(), z.boolean(), z.array(OsString.max(4096)).max(64)]));
+export type BackendOptions = z.infer<typeof BackendOptions>;
+
+/**
+ * Where a backend runs an execution, in its own terms (a Slurm job id and node list), so that
+ * it can find it again after a restart. Recorded in `ExecutionQueued` / `ExecutionStarted`.
+ */
+export const BackendRef = z.record(z.string().min(1).max(64), z.string().max(4096));
+export type BackendRef = z.infer<typeof BackendRef>;
+
 /**
  * Who to tell when an execution has ended (any end: exited, signalled, cancelled, timed out,
  * failed to start, lost). The daemon that runs the execution delivers it, whether or not a client
@@ -77,6 +91,10 @@ export const ExecutionSpec = z
     labels: z.record(z.string(), z.string()).optional(),
     /** Hold the execution in `queued` until a GPU is free. */
     gpuGate: GpuGateOptions.optional(),
+    /** The process backend to run it on (`slurm`…). Default: the machine's default backend. */
+    backend: BackendName.optional(),
+    /** Options for that backend, validated by it. */
+    backendOptions: BackendOptions.optional(),
     /** Tell someone when it has ended (see NotifySpec). */
     notify: NotifySpec.optional(),
   })
@@ -92,9 +110,25 @@ export type SignalReason = z.infer<typeof SignalReason>;
 const Bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, 'expected bytes (a Uint8Array)');
 
 export const ExecutionRequested = z.object({ type: z.literal('ExecutionRequested'), data: z.object({ spec: ExecutionSpec }) });
+/**
+ * A backend that schedules (a batch system) accepted the execution but has not started it yet:
+ * why it waits (the scheduler's reason, e.g. `Resources`), and where to find it (`ref`).
+ * Appended again when the reason changes.
+ */
+export const ExecutionQueued = z.object({
+  type: z.literal('ExecutionQueued'),
+  data: z.object({ reason: z.string().max(4096).nullable(), ref: BackendRef.optional() }),
+});
 export const ExecutionStarted = z.object({
   type: z.literal('ExecutionStarted'),
-  data: z.object({ pid: z.number().int(), pgid: z.number().int().nullable(), tty: z.boolean() }),
+  data: z.object({
+    /** null where the process is not on this machine (a batch job on a cluster node). */
+    pid: z.number().int().nullable(),
+    pgid: z.number().int().nullable(),
+    tty: z.boolean(),
+    /** The backend's own handle (a job id, nodes), merged onto the one from ExecutionQueued. */
+    ref: BackendRef.optional(),
+  }),
 });
 export const OutputProduced = z.object({ type: z.literal('OutputProduced'), data: z.object({ stream: OutputStream, data: Bytes }) });
 export const InputWritten = z.object({
@@ -127,6 +161,8 @@ export const ExecutionExited = z.object({
     signal: z.string().nullable(),
     /** Processes of the execution that could not be cleaned up (e.g. left their process group). */
     survivors: z.array(z.number().int()).default([]),
+    /** The backend itself stopped it for this reason (a scheduler's time limit or cancel). */
+    stopReason: z.enum(['cancel', 'timeout']).optional(),
   }),
 });
 export const ExecutionFailed = z.object({
@@ -161,6 +197,7 @@ export const NotificationFailed = z.object({
 
 export const ExecutionEvent = z.discriminatedUnion('type', [
   ExecutionRequested,
+  ExecutionQueued,
   ExecutionStarted,
   OutputProduced,
   InputWritten,
@@ -191,8 +228,14 @@ export const AFTER_TERMINAL_EVENT_TYPES: ReadonlySet<ExecutionEventType> = new S
 
 /**
  * Events that must be on disk before an append resolves (the store writes them with sync):
- * the request, the start, the terminal events and the notification records. Output and input are group-committed.
+ * the request, the queueing, the start, the terminal events and the notification records. Output and input are group-committed.
  */
 export function needsSync(event: ExecutionEvent): boolean {
-  return event.type === 'ExecutionRequested' || event.type === 'ExecutionStarted' || isTerminal(event) || AFTER_TERMINAL_EVENT_TYPES.has(event.type);
+  return (
+    event.type === 'ExecutionRequested' ||
+    event.type === 'ExecutionQueued' ||
+    event.type === 'ExecutionStarted' ||
+    isTerminal(event) ||
+    AFTER_TERMINAL_EVENT_TYPES.has(event.type)
+  );
 }

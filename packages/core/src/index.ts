@@ -20,6 +20,7 @@ export {
   type ReadOptions,
   type ListOptions,
   type ListPage,
+  type StoreHealth,
 } from './eventStore.js';
 export { InMemoryEventStore } from './inMemoryEventStore.js';
 export { replayThenLive } from './follow.js';

@@ -18,7 +18,15 @@ export interface KernelOptions {
   /** Where executions are recorded. Default: a new in-memory store (closed with the kernel). */
   readonly store?: EventStore;
   /** Options for the `local` machine. */
-  readonly local?: { readonly outputHighWaterBytes?: number; readonly notifications?: LocalMachineOptions['notifications'] };
+  readonly local?: {
+    readonly outputHighWaterBytes?: number;
+    readonly notifications?: LocalMachineOptions['notifications'];
+    /**
+     * The process backend for executions whose spec names none. Default `process` if loaded,
+     * else the first loaded. Others are chosen per execution by `spec.backend`.
+     */
+    readonly defaultBackend?: string;
+  };
   /** How remote machines reconnect (a CLI call may want to give up sooner than a long-lived agent). */
   readonly remote?: { readonly reconnect?: ReconnectOptions };
   /**
@@ -63,10 +71,25 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
   const plugins = await loadPlugins(options.plugins ?? [], container, disposers);
 
   const optional = <T>(token: InjectionToken<T>): T | undefined => (container.isRegistered(token, true) ? container.resolve(token) : undefined);
+  // Several plugins may provide process backends; each is chosen by its name.
+  const processBackends = new Map<string, ProcessBackend>();
+  for (const backend of container.isRegistered(ProcessBackend, true) ? container.resolveAll(ProcessBackend) : []) {
+    const name = backend.name ?? 'process';
+    if (!processBackends.has(name)) processBackends.set(name, backend);
+  }
+  const defaultBackend = options.local?.defaultBackend ?? (processBackends.has('process') ? 'process' : [...processBackends.keys()][0]);
+  if (defaultBackend !== undefined && !processBackends.has(defaultBackend)) {
+    await Promise.allSettled(disposers.reverse().map((dispose) => dispose()));
+    throw new TetherError('BACKEND_UNAVAILABLE', `the default process backend "${defaultBackend}" is not loaded`, {
+      backend: defaultBackend,
+      known: [...processBackends.keys()],
+    });
+  }
   const local = new LocalMachine({
     name: 'local',
     store,
-    process: optional(ProcessBackend),
+    process: defaultBackend === undefined ? undefined : processBackends.get(defaultBackend),
+    processBackends,
     filesystem: optional(FileSystemBackend),
     gpu: optional(GpuProbe),
     outputHighWaterBytes: options.local?.outputHighWaterBytes,
@@ -119,6 +142,7 @@ export async function createKernel(options: KernelOptions = {}): Promise<Kernel>
         await Promise.allSettled([...remotes.values()].map((remote) => remote.close()));
         await local.exec.shutdown();
         await local.notifier.close();
+        await Promise.allSettled([...new Set(processBackends.values())].map((backend) => backend.close?.()));
         for (const dispose of disposers.reverse()) await dispose();
         await container.dispose();
         if (ownsStore) await store.close();

@@ -1,8 +1,9 @@
 import { EMPTY, firstValueFrom, from, lastValueFrom, switchMap, timeout, type Observable } from 'rxjs';
-import type { GpuProbe, ProcessBackend, RunningProcess } from './backends.js';
+import type { GpuProbe, ProcessBackend, ProcessSpec, ReattachRequest, ReattachResult, RunningProcess } from './backends.js';
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
+import { ExecutionRecorder, storeWriteFailure } from './executionRecorder.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
 import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
@@ -18,11 +19,15 @@ import type {
   WriteOptions,
 } from './machine.js';
 import type { ExecutionState } from './state.js';
+import { checkSpecSize } from './specLimits.js';
 import { parseInput } from './validate.js';
 
 export interface LocalExecOptions {
   readonly store: EventStore;
+  /** The default process backend (for executions whose spec names none). */
   readonly process?: ProcessBackend;
+  /** Backends an execution can choose by `spec.backend`, by name (the default may be among them). */
+  readonly processBackends?: ReadonlyMap<string, ProcessBackend>;
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
   readonly outputHighWaterBytes?: number;
@@ -32,6 +37,8 @@ export interface LocalExecOptions {
 interface ActiveExecution {
   readonly id: string;
   readonly spec: ExecutionSpec;
+  /** Appends its events after the request in order, holding them while the store cannot write. */
+  readonly recorder: ExecutionRecorder;
   process?: RunningProcess;
   stdinOpen: boolean;
   /** writeId → bytes accepted, for de-duplicating retried writes. */
@@ -49,10 +56,17 @@ interface ActiveExecution {
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 100;
+/** A page of `list` ends once its items take this much as JSON. */
+const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+/** `list` asks the store for at most this many items at a time. */
+const LIST_CHUNK = 16;
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_TAIL_BYTES = 2000;
 const DEFAULT_MAX_LINES = 10_000;
 const DEFAULT_CANCEL_GRACE_MS = 3000;
+/** The name of a ProcessBackend that declares none. */
+const DEFAULT_BACKEND = 'process';
 /** How long to wait for a killed group to disappear before reporting survivors. */
 const VERIFY_GONE_MS = 2000;
 
@@ -64,6 +78,7 @@ const VERIFY_GONE_MS = 2000;
 export class LocalExec implements ExecApi {
   readonly #store: EventStore;
   readonly #process: ProcessBackend | undefined;
+  readonly #backends: ReadonlyMap<string, ProcessBackend>;
   readonly #gpu: GpuProbe | undefined;
   readonly #highWater: number;
   readonly #active = new Map<string, ActiveExecution>();
@@ -72,6 +87,7 @@ export class LocalExec implements ExecApi {
   constructor(options: LocalExecOptions) {
     this.#store = options.store;
     this.#process = options.process;
+    this.#backends = options.processBackends ?? new Map();
     this.#gpu = options.gpu;
     this.#highWater = options.outputHighWaterBytes ?? DEFAULT_HIGH_WATER;
   }
@@ -85,6 +101,7 @@ export class LocalExec implements ExecApi {
     if (typeof params !== 'object' || params === null) throw new TetherError('INVALID_ARGUMENT', 'exec.start needs a spec object');
     const { id: rawId, ...rest } = params;
     const spec = parseInput(ExecutionSpec, rest, 'execution spec');
+    checkSpecSize(spec);
     const id = rawId === undefined ? newExecutionId() : parseInput(ExecutionId, rawId, 'execution id');
     const pending = this.#starting.get(id);
     if (pending) return pending;
@@ -93,15 +110,35 @@ export class LocalExec implements ExecApi {
     return started;
   }
 
-  async #start(id: string, spec: ExecutionSpec): Promise<ExecutionState> {
-    const existing = await this.#store.state(id);
-    if (existing) return existing;
-    if (!this.#process) {
-      throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
-        backend: 'process',
+  /** The backend a spec runs on: the one it names, or the default. Fails with BACKEND_UNAVAILABLE. */
+  #backendFor(spec: ExecutionSpec): { name: string; backend: ProcessBackend } {
+    if (spec.backend === undefined || spec.backend === (this.#process?.name ?? DEFAULT_BACKEND)) {
+      if (this.#process) return { name: this.#process.name ?? DEFAULT_BACKEND, backend: this.#process };
+      if (spec.backend === undefined) {
+        throw new TetherError('BACKEND_UNAVAILABLE', 'this machine has no process backend: load @tether/plugin-process (or another ProcessBackend)', {
+          backend: 'process',
+        });
+      }
+    }
+    const named = spec.backend === undefined ? undefined : this.#backends.get(spec.backend);
+    if (!named) {
+      throw new TetherError('BACKEND_UNAVAILABLE', `this machine has no process backend named "${spec.backend}"`, {
+        backend: spec.backend,
+        known: [...new Set([...(this.#process ? [this.#process.name ?? DEFAULT_BACKEND] : []), ...this.#backends.keys()])],
       });
     }
-    if (spec.gpuGate && !this.#gpu) {
+    return { name: spec.backend!, backend: named };
+  }
+
+  async #start(id: string, requested: ExecutionSpec): Promise<ExecutionState> {
+    const existing = await this.#store.state(id);
+    if (existing) return existing;
+    const { name } = this.#backendFor(requested);
+    // The record says which backend ran it (absent means the default `process`), so a restarted
+    // machine with another default still finds it.
+    const spec = name === DEFAULT_BACKEND || requested.backend === name ? requested : { ...requested, backend: name };
+    const deferGate = this.#backendFor(spec).backend.schedulesGpus === true;
+    if (spec.gpuGate && !deferGate && !this.#gpu) {
       throw new TetherError('BACKEND_UNAVAILABLE', 'a GPU gate needs a GPU probe: load @tether/plugin-gpu-nvidia', { backend: 'gpu' });
     }
     try {
@@ -111,9 +148,17 @@ export class LocalExec implements ExecApi {
       if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
       throw error;
     }
-    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    const active: ActiveExecution = {
+      id,
+      spec,
+      recorder: new ExecutionRecorder(this.#store, id),
+      stdinOpen: spec.stdin,
+      writeIds: new Map(),
+      survivors: [],
+      gate: new AbortController(),
+    };
     this.#active.set(id, active);
-    if (spec.gpuGate) {
+    if (spec.gpuGate && !deferGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
       return this.get(id);
     }
@@ -138,33 +183,58 @@ export class LocalExec implements ExecApi {
 
   async #spawn(active: ActiveExecution): Promise<ExecutionState> {
     const { id, spec } = active;
-    const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
     let proc: RunningProcess;
     try {
-      proc = await this.#process!.spawn({
-        id,
-        argv,
-        cwd: spec.cwd,
-        env: spec.env,
-        envMode: spec.envMode,
-        tty: spec.tty,
-        stdin: spec.stdin,
-      });
+      const { backend } = this.#backendFor(spec);
+      proc = await backend.spawn({ ...processSpec(id, spec), ...(spec.gpuGate && backend.schedulesGpus ? { gpuGate: spec.gpuGate } : {}) });
     } catch (error) {
       const code = isTetherError(error) ? String(error.details['errno'] ?? error.code) : 'SPAWN_FAILED';
       return this.#finish(active, { type: 'ExecutionFailed', data: { code, message: describe(error) } });
     }
+    await this.#track(active, proc, 'new');
+    return this.get(id);
+  }
+
+  /**
+   * Records what a process does from here on: queue updates, the start, output, the end.
+   * `from` says what its stream already holds (a re-attached one is `queued` or `running`).
+   * Resolves once its first event (ExecutionQueued or ExecutionStarted) is stored.
+   */
+  #track(active: ActiveExecution, proc: RunningProcess, from: 'new' | 'queued' | 'running'): Promise<unknown> {
+    const { id, spec } = active;
     active.process = proc;
     // Append calls are applied in call order, so output recorded below always follows Started.
-    const startedAppend = this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined } }]);
-    const outputDone = this.#recordOutput(active, proc);
+    const started = (ref: RunningProcess['ref']) =>
+      active.recorder.append([{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
+    let first: Promise<unknown> = Promise.resolve();
+    let ran: Promise<boolean> = Promise.resolve(true);
+    if (proc.running) {
+      if (from === 'new') first = active.recorder.append([{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
+      proc.queue$?.subscribe({
+        next: (update) => void active.recorder.append([{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
+        error: () => undefined,
+      });
+      // A backend that queues resolves `running` before `exit` when the job ran at all: which
+      // settled first is decided on the bare promises (recording the start takes a while).
+      const runs = Promise.race([proc.running.then((ref) => ({ ref })), proc.exit.then(() => undefined)]);
+      ran = runs.then(async (running) => {
+        if (!running) return false;
+        if (from !== 'running') await started(running.ref);
+        return true;
+      });
+    } else if (from === 'new') {
+      first = started(proc.ref);
+    }
+    const outputDone = ran.then((yes) => (yes ? this.#recordOutput(active, proc) : undefined));
     if (active.pendingStop) {
       const { reason, signal, graceMs } = active.pendingStop;
       void this.#stop(active, reason, signal, graceMs);
     }
-    if (spec.timeoutMs !== undefined) {
+    if (spec.timeoutMs !== undefined && !proc.enforcesTimeout) {
       // Not setTimeout: it fires at once for a delay over 2^31 ms (about 24.8 days).
-      active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs);
+      void ran.then((yes) => {
+        if (yes && !active.exited) active.timeout = setLongTimeout(() => void this.#stop(active, 'timeout', 'SIGTERM', spec.killGraceMs), spec.timeoutMs!);
+      });
     }
     void (async () => {
       const exit = await proc.exit;
@@ -172,13 +242,20 @@ export class LocalExec implements ExecApi {
       await outputDone;
       active.timeout?.clear();
       await active.stopping;
-      await this.#finish(active, {
-        type: 'ExecutionExited',
-        data: { exitCode: exit.exitCode, signal: exit.signal, survivors: active.survivors },
-      });
+      await this.#finish(
+        active,
+        exit.lost !== undefined
+          ? { type: 'ExecutionLost', data: { reason: exit.lost } }
+          : exit.failed !== undefined
+            ? { type: 'ExecutionFailed', data: exit.failed }
+            : {
+              type: 'ExecutionExited',
+              data: { exitCode: exit.exitCode, signal: exit.signal, survivors: exit.survivors ?? active.survivors, ...(exit.stopReason ? { stopReason: exit.stopReason } : {}) },
+            },
+      );
     })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
-    await startedAppend;
-    return this.get(id);
+    // The process runs: while the store cannot write, its first event is held and recorded later.
+    return active.recorder.writtenOrHeld(first);
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -196,8 +273,9 @@ export class LocalExec implements ExecApi {
             paused = true;
             proc.pauseOutput();
           }
-          last = this.#store
-            .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+          // Held (and the process paused by the high water) while the store cannot write.
+          last = active.recorder
+            .append([{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
             .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
             .finally(() => {
               waiting -= size;
@@ -215,7 +293,7 @@ export class LocalExec implements ExecApi {
 
   async #finish(active: ActiveExecution, terminal: ExecutionEvent): Promise<ExecutionState> {
     try {
-      await this.#store.append(active.id, [terminal]);
+      await active.recorder.append([terminal]);
     } finally {
       this.#active.delete(active.id);
     }
@@ -233,12 +311,13 @@ export class LocalExec implements ExecApi {
       return Promise.resolve();
     }
     active.stopping ??= (async () => {
-      await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal, reason } }]);
+      // Recorded before the signal goes (or held, in order, while the store cannot write).
+      await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal, reason } }]));
       proc.signal(signal);
       const exitedInTime = await Promise.race([proc.exit.then(() => true), delay(graceMs).then(() => false)]);
       let survivors = await proc.survivors();
       if (!exitedInTime || survivors.length > 0) {
-        await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]);
+        await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]));
         proc.signal('SIGKILL');
         proc.signalPids(survivors, 'SIGKILL');
         await proc.exit;
@@ -255,8 +334,34 @@ export class LocalExec implements ExecApi {
     return state;
   }
 
-  list(options: ListOptions = {}): Promise<ListPage> {
-    return this.#store.list(options);
+  /**
+   * A page of executions, newest first. Besides `limit`, a page ends once its items take about
+   * 4 MiB as JSON (it always holds at least one), so a listing stays small whatever the specs
+   * hold; the cursor continues after the last item returned.
+   */
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    // The store is asked in small pages so that no more than one of them is held beyond the cut.
+    const items: ExecutionState[] = [];
+    let bytes = 0;
+    let cursor = options.cursor;
+    while (items.length < limit) {
+      const page = await this.#store.list({ status: options.status, limit: Math.min(limit - items.length, LIST_CHUNK), cursor });
+      for (const [index, item] of page.items.entries()) {
+        const size = JSON.stringify(item).length;
+        if (items.length > 0 && bytes + size > LIST_PAGE_BYTES) {
+          // Cut before this item: continue from the last one kept (the store's cursor is opaque,
+          // so it is asked again for exactly the items kept of this chunk).
+          const next = index === 0 ? cursor : (await this.#store.list({ status: options.status, limit: index, cursor })).cursor;
+          return next === undefined ? { items } : { items, cursor: next };
+        }
+        items.push(item);
+        bytes += size;
+      }
+      if (page.cursor === undefined) return { items };
+      cursor = page.cursor;
+    }
+    return cursor === undefined ? { items } : { items, cursor };
   }
 
   async read(id: string, options: ExecReadOptions = {}): Promise<ExecReadResult> {
@@ -270,7 +375,8 @@ export class LocalExec implements ExecApi {
     const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
-      await firstValueFrom(next$, { defaultValue: undefined });
+      // A store that cannot write ends the wait early; reading goes on.
+      await firstValueFrom(next$, { defaultValue: undefined }).catch(() => undefined);
     }
     const events = await this.#store.read(id, { afterSeq, limit, maxBytes });
     state = await this.get(id);
@@ -345,6 +451,9 @@ export class LocalExec implements ExecApi {
       if (previous) return { bytes: await previous };
     }
     if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
+    // Input that could not be recorded is not written.
+    const unwritable = storeWriteFailure(this.#store);
+    if (unwritable) throw unwritable;
     const done = (async () => {
       if (bytes.byteLength > 0) await active.process!.write(bytes);
       if (eof) {
@@ -400,24 +509,54 @@ export class LocalExec implements ExecApi {
   }
 
   /**
-   * Marks executions that a previous run of this machine left running or queued as lost: their
-   * processes are not ours to re-attach. Call once at start, before serving.
+   * Marks executions that a previous run of this machine left running or queued as lost — unless
+   * their backend re-attaches to them (a batch job the scheduler kept), which then continue.
+   * Each backend with `reattach` is asked once, with all of its interrupted executions.
+   * Call once at start, before serving.
    */
   async markInterruptedLost(reason = 'the daemon restarted while it ran'): Promise<string[]> {
-    const lost: string[] = [];
+    const interrupted: ExecutionState[] = [];
     for (const status of ['running', 'queued'] as const) {
       let cursor: string | undefined;
       do {
         const page = await this.#store.list({ status, limit: 500, cursor });
-        for (const state of page.items) {
-          if (this.#active.has(state.id)) continue;
-          await this.#store.append(state.id, [{ type: 'ExecutionLost', data: { reason } }]);
-          lost.push(state.id);
-        }
+        for (const state of page.items) if (!this.#active.has(state.id)) interrupted.push(state);
         cursor = page.cursor;
       } while (cursor);
     }
-    return lost;
+    // Grouped by the backend that ran them; those whose backend is gone or cannot re-attach are lost.
+    const byBackend = new Map<ProcessBackend, ExecutionState[]>();
+    const lost = new Map<string, string>();
+    for (const state of interrupted) {
+      let backend: ProcessBackend | undefined;
+      try {
+        backend = state.spec ? this.#backendFor(state.spec).backend : undefined;
+      } catch {
+        backend = undefined;
+      }
+      if (!backend?.reattach) lost.set(state.id, reason);
+      else byBackend.set(backend, [...(byBackend.get(backend) ?? []), state]);
+    }
+    for (const [backend, states] of byBackend) {
+      let answers: Map<string, ReattachResult>;
+      try {
+        answers = await backend.reattach!(states.map(reattachRequest));
+      } catch (error) {
+        answers = new Map(states.map((state) => [state.id, { lost: `${reason} (re-attach failed: ${describe(error)})` }]));
+      }
+      for (const state of states) {
+        const answer = answers.get(state.id);
+        if (answer && 'process' in answer) {
+          const active: ActiveExecution = { id: state.id, spec: state.spec!, recorder: new ExecutionRecorder(this.#store, state.id), stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
+          this.#active.set(state.id, active);
+          await this.#track(active, answer.process, state.status === 'running' ? 'running' : 'queued');
+        } else {
+          lost.set(state.id, answer?.lost ?? reason);
+        }
+      }
+    }
+    for (const [id, why] of lost) await this.#store.append(id, [{ type: 'ExecutionLost', data: { reason: why } }]);
+    return [...lost.keys()];
   }
 
   /** Cancels every active execution (used when the machine shuts down). */
@@ -438,6 +577,34 @@ export class LocalExec implements ExecApi {
     }
     return active;
   }
+}
+
+/** What a backend is asked to start for a spec. */
+function processSpec(id: string, spec: ExecutionSpec): ProcessSpec {
+  const argv: [string, ...string[]] = spec.argv ? [spec.argv[0]!, ...spec.argv.slice(1)] : [spec.shell ?? 'sh', spec.login ? '-lc' : '-c', spec.command!];
+  return {
+    id,
+    argv,
+    cwd: spec.cwd,
+    env: spec.env,
+    envMode: spec.envMode,
+    tty: spec.tty,
+    stdin: spec.stdin,
+    timeoutMs: spec.timeoutMs,
+    killGraceMs: spec.killGraceMs,
+    backendOptions: spec.backendOptions,
+  };
+}
+
+function reattachRequest(state: ExecutionState): ReattachRequest {
+  return {
+    id: state.id,
+    pid: state.pid,
+    ...(state.backendRef ? { ref: state.backendRef } : {}),
+    spec: processSpec(state.id, state.spec!),
+    outputOffset: state.bytes.stdout + state.bytes.stderr + state.bytes.pty,
+    resume: { stdout: state.bytes.stdout, stderr: state.bytes.stderr },
+  };
 }
 
 function delay(ms: number): Promise<void> {

@@ -13,7 +13,10 @@ export interface LocalMachineOptions {
   /** Default `local`. */
   readonly name?: string;
   readonly store: EventStore;
+  /** The default process backend. */
   readonly process?: ProcessBackend;
+  /** Process backends an execution can choose by name (`spec.backend`). */
+  readonly processBackends?: ReadonlyMap<string, ProcessBackend>;
   readonly filesystem?: FileSystemBackend;
   readonly gpu?: GpuProbe;
   /** Pause a process's output while this many bytes wait to be stored. Default 8 MiB. */
@@ -34,10 +37,12 @@ export class LocalMachine implements MachineApi {
   readonly fs: FsApi;
   readonly gpu: GpuApi;
   readonly #backends: MachineInfo['backends'];
+  readonly #store: EventStore;
   readonly #startedAt = Date.now();
 
   constructor(options: LocalMachineOptions) {
     this.name = options.name ?? 'local';
+    this.#store = options.store;
     this.notifier = new CompletionNotifier({ ...options.notifications, store: options.store, process: options.process, machineName: this.name });
     // Every terminal event this machine appends passes the notifier, whichever path appends it.
     this.exec = new LocalExec({ ...options, store: this.notifier.watch(options.store) });
@@ -49,7 +54,14 @@ export class LocalMachine implements MachineApi {
           waitFree: (gate = {}, signal) => gpu.waitFree(parseInput(GpuGateOptions, gate, 'GPU gate'), signal),
         }
       : unavailable<GpuApi>('gpu', '@tether/plugin-gpu-nvidia');
-    this.#backends = { process: options.process !== undefined, filesystem: options.filesystem !== undefined, gpu: gpu !== undefined };
+    const names = [...new Set([...(options.process ? [options.process.name ?? 'process'] : []), ...(options.processBackends?.keys() ?? [])])];
+    this.#backends = {
+      process: options.process !== undefined,
+      filesystem: options.filesystem !== undefined,
+      gpu: gpu !== undefined,
+      // Listed where there is a choice to make (a machine with only `process` shows what it always did).
+      ...(names.length > 0 && !(names.length === 1 && names[0] === 'process') ? { processBackends: names } : {}),
+    };
   }
 
   async info(): Promise<MachineInfo> {
@@ -67,7 +79,8 @@ export class LocalMachine implements MachineApi {
   }
 
   async health(): Promise<MachineHealth> {
-    return { ok: true, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount };
+    const store = this.#store.health?.() ?? { ok: true };
+    return { ok: store.ok, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount, store };
   }
 }
 

@@ -1,4 +1,4 @@
-import type { ExecutionSpec, NotificationChannel, OutputStream, SignalReason, StoredEvent } from './events.js';
+import type { BackendRef, ExecutionSpec, NotificationChannel, OutputStream, SignalReason, StoredEvent } from './events.js';
 
 export type ExecutionStatus = 'queued' | 'running' | 'finished';
 export type EndReason = 'exited' | 'signaled' | 'cancelled' | 'timed_out' | 'failed_to_start' | 'lost';
@@ -26,6 +26,10 @@ export interface ExecutionState {
   readonly pid: number | null;
   readonly pgid: number | null;
   readonly spec: ExecutionSpec | null;
+  /** While a scheduling backend holds it queued: the scheduler's reason (`Resources`…). */
+  readonly queueReason: string | null;
+  /** The backend's handle for it (a Slurm job id, node list), or null. */
+  readonly backendRef: BackendRef | null;
   /** Epoch ms. */
   readonly requestedAt: number | null;
   readonly startedAt: number | null;
@@ -57,6 +61,8 @@ export function initialState(id: string): ExecutionState {
     pid: null,
     pgid: null,
     spec: null,
+    queueReason: null,
+    backendRef: null,
     requestedAt: null,
     startedAt: null,
     finishedAt: null,
@@ -78,8 +84,18 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
   switch (event.type) {
     case 'ExecutionRequested':
       return { ...next, spec: event.data.spec, requestedAt: event.ts, status: 'queued' };
+    case 'ExecutionQueued':
+      return { ...next, status: 'queued', queueReason: event.data.reason, backendRef: mergeRef(state.backendRef, event.data.ref) };
     case 'ExecutionStarted':
-      return { ...next, status: 'running', pid: event.data.pid, pgid: event.data.pgid, startedAt: event.ts };
+      return {
+        ...next,
+        status: 'running',
+        pid: event.data.pid,
+        pgid: event.data.pgid,
+        startedAt: event.ts,
+        queueReason: null,
+        backendRef: mergeRef(state.backendRef, event.data.ref),
+      };
     case 'OutputProduced': {
       const stream = event.data.stream;
       return { ...next, bytes: { ...state.bytes, [stream]: state.bytes[stream] + event.data.data.byteLength } };
@@ -92,9 +108,9 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
       return { ...next, truncatedBytes: state.truncatedBytes + event.data.droppedBytes };
     case 'ExecutionExited': {
       const { exitCode, signal, survivors } = event.data;
-      const endReason: EndReason =
-        state.stopReason === 'cancel' ? 'cancelled' : state.stopReason === 'timeout' ? 'timed_out' : signal ? 'signaled' : 'exited';
-      return { ...next, status: 'finished', endReason, exitCode, signal, survivors, finishedAt: event.ts };
+      const stopReason = state.stopReason ?? event.data.stopReason ?? null;
+      const endReason: EndReason = stopReason === 'cancel' ? 'cancelled' : stopReason === 'timeout' ? 'timed_out' : signal ? 'signaled' : 'exited';
+      return { ...next, status: 'finished', endReason, exitCode, signal, survivors, stopReason, queueReason: null, finishedAt: event.ts };
     }
     case 'ExecutionFailed':
       // CANCELLED: stopped before it started (e.g. while queued behind the GPU gate).
@@ -103,6 +119,7 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
         status: 'finished',
         endReason: event.data.code === 'CANCELLED' ? 'cancelled' : 'failed_to_start',
         error: event.data,
+        queueReason: null,
         finishedAt: event.ts,
       };
     case 'NotificationDelivered':
@@ -124,9 +141,14 @@ export function evolve(state: ExecutionState, event: StoredEvent): ExecutionStat
         status: 'finished',
         endReason: 'lost',
         error: { code: 'LOST', message: event.data.reason },
+        queueReason: null,
         finishedAt: event.ts,
       };
   }
+}
+
+function mergeRef(current: BackendRef | null, more: BackendRef | undefined): BackendRef | null {
+  return more === undefined ? current : { ...(current ?? {}), ...more };
 }
 
 /** The state after all of `events`, in order. */

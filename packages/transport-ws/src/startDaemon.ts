@@ -25,6 +25,8 @@ export interface DaemonOptions {
   readonly token?: string;
   /** Backends and other plugins for the daemon's kernel (a plugin that fails to load is logged and skipped). */
   readonly plugins: readonly PluginEntry[];
+  /** The process backend of executions that name none (a loaded backend's name, e.g. `slurm`). Default `process`. */
+  readonly defaultBackend?: string;
   /** Browser origins allowed to connect. Default none. */
   readonly allowedOrigins?: readonly string[];
   /** Host header values accepted besides the listen address and localhost. Default none. */
@@ -123,7 +125,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       log({ level: 'info', msg: loaded.created ? 'token created' : 'token loaded', tokenFile });
     }
 
-    const kernel = await createKernel({ plugins: options.plugins, store });
+    const kernel = await createKernel({ plugins: options.plugins, store, ...(options.defaultBackend !== undefined ? { local: { defaultBackend: options.defaultBackend } } : {}) });
     cleanups.push(() => kernel.close());
     for (const failure of kernel.plugins.failed) {
       log({ level: 'warn', msg: 'plugin failed to load', plugin: failure.name, code: failure.error.code, error: failure.error.message });
@@ -148,7 +150,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         keepalive: options.keepalive,
         log,
         onChannel(channel, info) {
-          const session = serveMachine(machine, channel, options.rpc);
+          const session = serveMachine(machine, channel, {
+            ...options.rpc,
+            onBackedUp: ({ unsentBytes, limit }) =>
+              log({ level: 'info', msg: 'client backed up: its requests wait until it reads its replies', remote: info.remote, unsentBytes, limit }),
+          });
           sessions.add(session);
           void session.closed.then(() => {
             sessions.delete(session);

@@ -60,6 +60,12 @@ describe('the config file', () => {
     expect(failure('daemon:\n  relya: wss://x\n').code).toBe('CONFIG_INVALID');
   });
 
+  it('takes a default process backend for a machine and for the daemon (default_backend)', () => {
+    expect(parse('daemon:\n  default_backend: slurm\n').daemon).toEqual({ default_backend: 'slurm' });
+    expect(parse('machines:\n  - { name: hpc, ssh: login1, default_backend: slurm }\n').machines[0]!.config).toMatchObject({ default_backend: 'slurm' });
+    expect(failure('daemon:\n  default_backend: Slurm!\n').message).toMatch(/daemon\.default_backend: a backend name/);
+  });
+
   it('names the bad field', () => {
     expect(failure('machines:\n  - { name: a, ssh: a }\n  - { name: b, ssh: b }\n  - { name: c, ssh: c, daemon_port: "x" }\n')).toMatchObject({
       code: 'CONFIG_INVALID',

@@ -36,6 +36,8 @@ export const DaemonSection = z
     environment: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/, 'an environment is 1-64 letters, digits, _ or -').optional(),
     relay_credential_file: z.string().min(1).optional(),
     relay_ca_file: z.string().min(1).optional(),
+    /** The daemon's default process backend (`slurm`): what executions run on when they name none. */
+    default_backend: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a backend name: 1-32 of a-z 0-9 - starting with a letter').optional(),
   })
   .refine((d) => (d.relay === undefined) === (d.environment === undefined), { message: 'set relay and environment together', path: ['environment'] });
 export type DaemonSettings = z.infer<typeof DaemonSection>;
@@ -61,6 +63,8 @@ export const MachineFields = z.looseObject({
   use_direct_addr: z.boolean().optional(),
   /** Commands run with `sh -lc` and PYTHONUNBUFFERED=1 (as codexd runs them). Default true except on `local`. */
   login_shell: z.boolean().optional(),
+  /** The process backend of `exec run/start` on this machine when `--backend` is not given (`slurm`). */
+  default_backend: z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'a backend name: 1-32 of a-z 0-9 - starting with a letter').optional(),
   /** Groups for fan-out: `--machine @gpu` addresses every machine labelled `gpu`. */
   labels: z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a label is letters, digits, . _ - and starts with a letter or digit')).optional(),
   /** `exec start --project P --ref R`: git mirrors on the machine, by project name. */

@@ -86,6 +86,7 @@ With --relay and --environment (or relay/environment in the config's daemon: sec
         dataDir: files.dataDir,
         tokenFile: flags['token-file'],
         plugins: pluginEntries(loaded, configs),
+        ...(config.daemon.default_backend !== undefined ? { defaultBackend: config.daemon.default_backend } : {}),
         handleSignals: true,
         log,
       });

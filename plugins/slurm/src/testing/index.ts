@@ -1,0 +1,1 @@
+export { startSlurmCluster, slurmAvailability, type SlurmCluster, type SlurmAvailability } from './slurmCluster.js';
