@@ -148,7 +148,7 @@ export async function specFromFlags(flags: ExecSpecFlagValues, target: SpecTarge
  * `--backend` and the Slurm flags: the backend named (or the machine's `default_backend`, or
  * `slurm` when only Slurm flags are given) and its options. The backend validates the options.
  */
-export function backendFromFlags(flags: ExecSpecFlagValues, target: Pick<SpecTarget, 'defaultBackend'>): { backend?: string; backendOptions?: Record<string, string | number | string[]> } {
+export function backendFromFlags(flags: Pick<ExecSpecFlagValues, 'backend' | keyof typeof SLURM_FLAGS>, target: Pick<SpecTarget, 'defaultBackend'>): { backend?: string; backendOptions?: Record<string, string | number | string[]> } {
   const backendOptions: Record<string, string | number | string[]> = {};
   for (const [flag, field] of Object.entries(SLURM_FLAGS)) {
     const value = flags[flag as keyof typeof SLURM_FLAGS];

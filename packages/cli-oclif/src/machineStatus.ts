@@ -22,15 +22,15 @@ export interface MachineStatus {
   readonly latency_ms: number | null;
   readonly checked_at: string;
   readonly daemon_version?: string;
-  /** The daemon's TCP port as configured (`daemon_port`, or the port of a ws machine's `addr`); absent when none is (the local daemon's socket, an ssh bridge, a relay). */
-  readonly daemon_port?: number;
-  /** Where the daemon is reached directly (a ws machine's `addr`), as codex-remote's check reports it. */
-  readonly daemon_addr?: string;
   /**
    * The daemon's event store, when the daemon reports it and it cannot write (then `daemon_ok`
    * is false and `error`/`hint` say why): `{"ok":false,"code","message","dir","since","retries","hint"}`.
    */
   readonly store?: Record<string, unknown>;
+  /** The daemon's TCP port as configured (`daemon_port`, or the port of a ws machine's `addr`); absent when none is (the local daemon's socket, an ssh bridge, a relay). */
+  readonly daemon_port?: number;
+  /** Where the daemon is reached directly (a ws machine's `addr`), as codex-remote's check reports it. */
+  readonly daemon_addr?: string;
   /**
    * Why it failed. When the machine was reached (its SSH login worked, or it has no SSH) but its
    * daemon did not answer, the message carries a phrase agents triage on: its own (`unauthorized`,
@@ -70,8 +70,8 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       latency_ms: latency,
       checked_at: checkedAt,
       daemon_version: info.version,
-      ...endpoint,
       ...(health.store && !health.store.ok ? storeFailure(storeStatus(health.store)) : {}),
+      ...endpoint,
     };
   } catch (error) {
     const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });

@@ -34,6 +34,11 @@ export interface ResultJson {
   readonly project?: { readonly name: string; readonly ref: string; readonly commit: string };
   /** With --notify-cmd/--notify-url: the outcome of each (empty until delivered or given up). */
   readonly notifications?: readonly NotificationJson[];
+  /** On a backend other than `process` (`slurm`): its name, its handle (`{"jobId","nodes","partition"}`). */
+  readonly backend?: string;
+  readonly backend_ref?: Readonly<Record<string, string>>;
+  /** While queued: why the backend holds it (Slurm's reason: `Resources`, `Priority`…), when it says. */
+  readonly queue_reason?: string;
 }
 
 export interface NotificationJson {
@@ -72,6 +77,9 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
     ...(state.spec?.notify
       ? { notifications: (state.notifications ?? []).map((n) => ({ channel: n.channel, delivered: n.delivered, attempts: n.attempts, at: rfc3339(n.at), detail: n.detail })) }
       : {}),
+    ...(state.spec?.backend !== undefined && state.spec.backend !== 'process' ? { backend: state.spec.backend } : {}),
+    ...(state.backendRef ? { backend_ref: state.backendRef } : {}),
+    ...(state.status === 'queued' && state.queueReason ? { queue_reason: state.queueReason } : {}),
   };
 }
 

@@ -5,8 +5,10 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { slurmAvailability, startSlurmCluster, type SlurmCluster } from '@tether/plugin-slurm/testing';
-import { cliEnv, type CliEnv } from './support.js';
+import { BIN, cliEnv, type CliEnv } from './support.js';
 
 const availability = await slurmAvailability();
 const skipReason = availability.ok ? '' : ` (skipped: ${availability.reason})`;
@@ -82,6 +84,26 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect(refused.error().message).toMatch(/invalid partition/i);
   });
 
+  it('MCP exec_run with backend slurm and Slurm options runs a job; a bad option is a tool error', async () => {
+    const client = new Client({ name: 'tether-test', version: '0.0.0' });
+    const env = Object.fromEntries(Object.entries(cli.env).filter((e): e is [string, string] => e[1] !== undefined));
+    await client.connect(new StdioClientTransport({ command: process.execPath, args: [BIN, 'mcp'], env, cwd: cli.home, stderr: 'pipe' }));
+    try {
+      const call = async (args: Record<string, unknown>) => {
+        const result = (await client.callTool({ name: 'exec_run', arguments: args })) as { isError?: boolean; content: Array<{ text: string }> };
+        return { isError: result.isError === true, json: JSON.parse(result.content[0]!.text) as Record<string, any> };
+      };
+      const ran = await call({ cmd: 'echo "job=$SLURM_JOB_ID partition=$SLURM_JOB_PARTITION"', backend: 'slurm', slurm: { partition: 'gpu', cpus_per_task: 1 } });
+      expect(ran.isError).toBe(false);
+      expect(ran.json).toMatchObject({ status: 'finished', end_reason: 'exited', exit_code: 0, stdout: expect.stringMatching(/^job=\d+ partition=gpu$/) });
+      const mixed = await call({ cmd: 'true', backend: 'process', slurm: { gres: 'gpu:1' } });
+      expect(mixed.isError).toBe(true);
+      expect(JSON.stringify(mixed.json)).toMatch(/Slurm option/);
+    } finally {
+      await client.close();
+    }
+  });
+
   it('the daemon killed while jobs run: the next daemon re-attaches by job id and the streams go on, nothing lost or repeated', async () => {
     const gate = (name: string) => join(cluster.dir, 'shared', name);
     // One job ends while no daemon runs, the other after the new daemon has started.
@@ -108,7 +130,7 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect((await cli.run(['daemon', 'status'])).json()['pid']).not.toBe(status['pid']);
 
     const lateState = (await cli.run(['exec', 'result', '--id', late['exec_id']])).json();
-    expect(lateState).toMatchObject({ status: 'running' });
+    expect(lateState).toMatchObject({ status: 'running', backend: 'slurm', backend_ref: { jobId: expect.stringMatching(/^\d+$/), nodes: cluster.node } });
     writeFileSync(gate('go-late'), '');
     const lateWatched = await cli.run(['exec', 'watch', '--id', late['exec_id'], '--full']);
     const logs = lateWatched.lines().filter((l) => l['type'] === 'log');

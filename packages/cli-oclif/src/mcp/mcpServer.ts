@@ -7,6 +7,7 @@ import { CliError, describeError } from '../cliError.js';
 import { parseDuration, parseTime } from '../duration.js';
 import { entryJson, machinePath, parseMode } from '../fileJson.js';
 import { gpuJson, gpuStatusJson } from '../gpuJson.js';
+import { backendFromFlags } from '../execFlags.js';
 import { checkMachine, statusJson } from '../machineStatus.js';
 import { Machines, type MachineContext, type OpenedMachine } from '../machines.js';
 import { loadRuntime } from '../runtimeLoader.js';
@@ -35,6 +36,23 @@ const spec = {
   env: env.optional(),
   shell: z.string().min(1).optional().describe('the shell that runs cmd (default sh)'),
   timeout: duration('cancel the command after this long').optional(),
+  backend: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,31}$/)
+    .optional()
+    .describe('the process backend: process (a child process) or slurm (a Slurm batch job; default: the machine\'s default_backend, else slurm when slurm options are given)'),
+  slurm: z
+    .strictObject({
+      partition: z.string().min(1).optional(),
+      gres: z.string().min(1).optional().describe('e.g. gpu:2'),
+      cpus_per_task: z.number().int().min(1).optional(),
+      mem: z.string().min(1).optional().describe('e.g. 4G'),
+      nodes: z.union([z.number().int().min(1), z.string().min(1)]).optional(),
+      account: z.string().min(1).optional(),
+      sbatch_args: z.array(z.string().min(1)).max(64).optional().describe('more sbatch arguments, as they are'),
+    })
+    .optional()
+    .describe('Slurm options (sbatch flags) for the slurm backend'),
 };
 
 export interface TetherMcpOptions {
@@ -104,9 +122,9 @@ export function createTetherMcpServer(options: TetherMcpOptions): { server: McpS
     'Run a command and wait for it (up to `wait`): {"exec_id","status","end_reason","exit_code","duration_ms","stdout","stderr","stdout_bytes","stderr_bytes","truncated","last_seq"}. stdout/stderr are the last max_output_bytes of each. If it is still running after `wait` it keeps running: follow it with exec_watch or exec_result.',
     { ...spec, wait: duration('how long to wait for it to finish').default('60s'), max_output_bytes: z.number().int().min(0).max(MAX_OUTPUT_BYTES).default(DEFAULT_MAX_OUTPUT_BYTES) },
     async (input, signal) => {
-      const { machine: m, name, isLocal } = await open(input.machine);
+      const { machine: m, name, isLocal, config } = await open(input.machine);
       const waitMs = Math.min(MAX_WAIT_MS, input.wait === undefined ? DEFAULT_RUN_WAIT_MS : parseDuration(input.wait, 'wait'));
-      const started = await m.exec.start(startParams(input, isLocal));
+      const started = await m.exec.start(startParams(input, isLocal, defaultBackendOf(config)));
       const state = started.status === 'finished' ? started : await waitFor(m, started.id, waitMs, signal);
       const [stdout, stderr] = await Promise.all([
         m.exec.logs(state.id, { streams: ['stdout', 'pty'], tailBytes: input.max_output_bytes }),
@@ -145,8 +163,8 @@ export function createTetherMcpServer(options: TetherMcpOptions): { server: McpS
       notify_url: z.string().min(1).optional().describe('when it ends, the daemon POSTs the summary JSON to this http(s) URL (retried)'),
     },
     async (input) => {
-      const { machine: m, name, isLocal } = await open(input.machine);
-      let params: ExecStartParams = { ...startParams(input, isLocal), ...(input.id !== undefined ? { id: input.id } : {}), ...(input.stdin ? { stdin: true } : {}), ...(input.gpu_gate ? { gpuGate: {} } : {}) };
+      const { machine: m, name, isLocal, config } = await open(input.machine);
+      let params: ExecStartParams = { ...startParams(input, isLocal, defaultBackendOf(config)), ...(input.id !== undefined ? { id: input.id } : {}), ...(input.stdin ? { stdin: true } : {}), ...(input.gpu_gate ? { gpuGate: {} } : {}) };
       if (input.notify_cmd !== undefined || input.notify_url !== undefined) {
         params = { ...params, notify: { ...(input.notify_cmd !== undefined ? { command: input.notify_cmd } : {}), ...(input.notify_url !== undefined ? { url: input.notify_url } : {}) } };
       }
@@ -336,9 +354,37 @@ export function createTetherMcpServer(options: TetherMcpOptions): { server: McpS
   };
 }
 
-function startParams(input: { cmd: string; cwd?: string; env?: Record<string, string>; shell?: string; timeout?: string }, local: boolean): ExecStartParams {
+/** A machine's `default_backend` from the config. */
+function defaultBackendOf(config: Readonly<Record<string, unknown>> | undefined): string | undefined {
+  const value = config?.['default_backend'];
+  return typeof value === 'string' ? value : undefined;
+}
+
+type SlurmInput = { partition?: string; gres?: string; cpus_per_task?: number; mem?: string; nodes?: number | string; account?: string; sbatch_args?: string[] };
+
+function startParams(
+  input: { cmd: string; cwd?: string; env?: Record<string, string>; shell?: string; timeout?: string; backend?: string; slurm?: SlurmInput },
+  local: boolean,
+  defaultBackend?: string,
+): ExecStartParams {
   const cwd = local ? resolve(input.cwd ?? process.cwd()) : input.cwd;
+  const s = input.slurm ?? {};
+  const { backend, backendOptions } = backendFromFlags(
+    {
+      backend: input.backend,
+      partition: s.partition,
+      gres: s.gres,
+      'cpus-per-task': s.cpus_per_task,
+      mem: s.mem,
+      nodes: s.nodes === undefined ? undefined : String(s.nodes),
+      account: s.account,
+      'sbatch-arg': s.sbatch_args,
+    },
+    { ...(defaultBackend !== undefined ? { defaultBackend } : {}) },
+  );
   return {
+    ...(backend !== undefined ? { backend } : {}),
+    ...(backendOptions !== undefined ? { backendOptions } : {}),
     command: input.cmd,
     ...(cwd !== undefined ? { cwd } : {}),
     ...(input.env && Object.keys(input.env).length > 0 ? { env: input.env } : {}),
