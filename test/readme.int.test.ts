@@ -8,10 +8,13 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const coreReadme = readFileSync(new URL('../packages/core/README.md', import.meta.url), 'utf8');
 
 /** The first fenced block after a heading, as written in the README. */
-function blockAfter(heading: string): string {
-  const section = readme.slice(readme.indexOf(`## ${heading}`));
+function blockAfter(heading: string, text = readme): string {
+  const at = text.indexOf(`## ${heading}`);
+  if (at === -1) throw new Error(`no heading "${heading}"`);
+  const section = text.slice(at);
   const match = /```\w*\n([\s\S]*?)```/.exec(section);
   if (!match?.[1]) throw new Error(`no code block under "${heading}"`);
   return match[1];
@@ -62,6 +65,11 @@ describe('README', () => {
       await promisify(execFile)('npx', ['tether', 'daemon', 'stop'], { cwd: root, env }).catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('runs the core README\'s followLines example as written: whole lines live, the partial last one at the end', async () => {
+    const { stdout } = await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', blockAfter('Lines of output', coreReadme)], { cwd: root });
+    expect(stdout.split('\n')).toEqual(['stdout: epoch 1', 'stdout: epoch 2', 'stdout: epoch 3', 'stdout: no newline', '']);
   });
 
   it('runs examples/run.mjs as the README describes', async () => {

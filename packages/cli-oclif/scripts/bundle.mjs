@@ -9,6 +9,11 @@
 //
 // What runtime.ts imports lazily (the YAML config parser, the local filesystem backend) goes into
 // chunks of their own under dist/runtime-chunks/, read only by the commands that use it.
+//
+// @tether/core's whole public API is a second entry, dist/core.bundle.js, sharing its modules with
+// the runtime: a third-party plugin loaded by the bundled runtime gets it for its
+// `import '@tether/core'` (src/coreRedirect.ts), so the process holds one copy of core, not the
+// bundled one plus the package's own.
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { rm, stat, writeFile } from 'node:fs/promises';
@@ -16,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const out = `${root}dist/runtime.bundle.js`;
+const coreOut = `${root}dist/core.bundle.js`;
 const chunks = `${root}dist/runtime-chunks`;
 const stampsFile = `${root}dist/runtime.bundle.json`;
 /** Workspace projects whose built output goes into the bundle (relative to this package). */
@@ -26,6 +32,7 @@ try {
   rolldown = await import('rolldown');
 } catch {
   await rm(out, { force: true });
+  await rm(coreOut, { force: true });
   await rm(chunks, { recursive: true, force: true });
   await rm(stampsFile, { force: true });
   process.stdout.write('runtime bundle: rolldown not installed, the CLI will import the plain modules\n');
@@ -38,7 +45,7 @@ const rxjs = `${dirname(createRequire(import.meta.url).resolve('rxjs/package.jso
 
 await rm(chunks, { recursive: true, force: true });
 await rolldown.build({
-  input: { 'runtime.bundle': `${root}dist/runtime.js` },
+  input: { 'runtime.bundle': `${root}dist/runtime.js`, 'core.bundle': fileURLToPath(import.meta.resolve('@tether/core')) },
   platform: 'node',
   logLevel: 'warn',
   resolve: { alias: { rxjs } },

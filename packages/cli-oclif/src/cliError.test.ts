@@ -45,7 +45,15 @@ describe('describeError', () => {
   });
 
   it('gives distinct exit codes to the failures agents tell apart', () => {
-    const codes = ['USAGE', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'EXEC_NOT_FOUND', 'CONNECTION_LOST', 'UNAUTHORIZED', 'TIMEOUT', 'PATH_NOT_FOUND', 'EXEC_FINISHED', 'BACKEND_UNAVAILABLE'];
+    const codes = ['USAGE', 'CONFIG_INVALID', 'UNKNOWN_MACHINE', 'EXEC_NOT_FOUND', 'CONNECTION_LOST', 'UNAUTHORIZED', 'TIMEOUT', 'PATH_NOT_FOUND', 'EXEC_FINISHED', 'BACKEND_UNAVAILABLE', 'DISK_FULL'];
     expect(new Set(codes.map((c) => EXIT_CODES[c])).size).toBe(codes.length);
+  });
+
+  it('tells where to free space when the event store is full', () => {
+    const { json, exitCode } = describeError(new TetherError('DISK_FULL', 'No space left for the event store at /data/events', { dir: '/data/events' }));
+    expect(exitCode).toBe(12);
+    expect(json.error.code).toBe('DISK_FULL');
+    expect(json.error.hint).toContain('free space under /data/events');
+    expect(describeError(new TetherError('STORE_WRITE_FAILED', 'x', { dir: '/d' })).json.error.hint).not.toMatch(/bug/);
   });
 });

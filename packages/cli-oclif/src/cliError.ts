@@ -39,6 +39,8 @@ export const EXIT_CODES: Readonly<Record<string, number>> = {
   PLUGIN_DUPLICATE: 11,
   PLUGIN_API_MISMATCH: 11,
   PLUGIN_LOAD_FAILED: 11,
+  DISK_FULL: 12,
+  STORE_WRITE_FAILED: 12,
   SPAWN_FAILED: 127,
   CWD_NOT_FOUND: 127,
   ABORTED: 130,
@@ -157,6 +159,10 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
   switch (code) {
     case 'USAGE':
     case 'INVALID_ARGUMENT':
+      // The daemon refused a value over one of its size limits (labels, the command line).
+      if (typeof details['limit'] === 'number' && typeof details['field'] === 'string') {
+        return `keep ${details['field']} within ${details['limit']} bytes (${Math.round(details['limit'] / 1024)} KiB)${details['field'] === 'command' ? ': put a long script in a file and run it with --script' : ''}`;
+      }
       return `check the flags: ${help}`;
     case 'CONFIG_INVALID':
       return `fix the config file${context.configFile ? ` ${context.configFile}` : ''} (or pass another with --config)`;
@@ -217,6 +223,11 @@ function defaultHint(code: string, context: ErrorContext, details: Readonly<Reco
       return 'the daemon lacks a backend for this (process, filesystem or gpu plugin): check its log';
     case 'STORE_LOCKED':
       return 'another daemon uses this data dir: stop it with tether daemon stop, or pass another --data-dir';
+    case 'DISK_FULL':
+      if (details['dir'] === undefined && details['path'] !== undefined) return `free space on the disk that holds ${String(details['path'])} on ${machine}, then write again`;
+      return `free space under ${String(details['dir'] ?? "the daemon's data dir")} (the disk holding the daemon's event store); running commands keep running with their output held, and the daemon resumes writing by itself once there is room`;
+    case 'STORE_WRITE_FAILED':
+      return `the daemon cannot write its event store under ${String(details['dir'] ?? 'its data dir')}: check that filesystem (read-only? I/O errors in dmesg?); the daemon retries by itself`;
     case 'ABORTED':
       return 'interrupted';
     case 'COMMAND_FAILED':

@@ -95,32 +95,70 @@ export async function attachToDaemon(options: AttachOptions): Promise<AttachedLi
   return { urls: listeners.map((l) => l.url), closed, close };
 }
 
-/** Relays messages both ways between a client and a new connection to the daemon; returns a stop function (with `done`). */
+/** A relayed direction stops reading its source once this many bytes wait to reach the other side… */
+const RELAY_HIGH_WATER = 8 * 1024 * 1024;
+/** …and reads again once they are down to this. */
+const RELAY_LOW_WATER = 2 * 1024 * 1024;
+/** How often a paused direction checks whether its destination has drained. */
+const RELAY_DRAIN_POLL_MS = 5;
+
+/**
+ * Relays messages both ways between a client and a new connection to the daemon; returns a stop
+ * function (with `done`). Each direction has the backpressure of a follow: once the destination
+ * holds `RELAY_HIGH_WATER` unsent bytes the source is paused (the OS then holds its peer back:
+ * a daemon streaming to a client that does not read ends up waiting on its own socket) and
+ * resumed when it has drained, so the relay holds a bounded amount whatever the peers do.
+ */
 function relay(client: Channel, connect: () => Promise<Channel>, log: (entry: LogEntry) => void): (() => void) & { done: Promise<void> } {
   let upstream: Channel | undefined;
   let stopped = false;
   const pending: Array<string | Uint8Array> = [];
+  const timers = new Set<NodeJS.Timeout>();
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
-  const send = (channel: Channel, message: string | Uint8Array) => {
-    try {
-      channel.send(message);
-    } catch {
-      stop();
-    }
-  };
   const stop = Object.assign(
     () => {
       if (stopped) return;
       stopped = true;
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
       client.close();
       upstream?.close();
       resolveDone();
     },
     { done },
   );
+  /** Sends `message` from `source` on to `destination`, pausing `source` while `destination` is backed up. */
+  const forward = (source: Channel, destination: Channel, message: string | Uint8Array, paused: { value: boolean }) => {
+    try {
+      destination.send(message);
+    } catch {
+      return stop();
+    }
+    if (paused.value || destination.bufferedAmount < RELAY_HIGH_WATER || !source.pause) return;
+    paused.value = true;
+    source.pause();
+    if (!backedUp && destination === client) {
+      backedUp = true;
+      log({ level: 'info', msg: 'client backed up: the daemon is not read for it until it reads', unsentBytes: destination.bufferedAmount });
+    }
+    const check = () => {
+      timers.delete(timer);
+      if (stopped) return;
+      if (destination.bufferedAmount > RELAY_LOW_WATER) return void timers.add((timer = setTimeout(check, RELAY_DRAIN_POLL_MS)));
+      paused.value = false;
+      source.resume?.();
+    };
+    let timer = setTimeout(check, RELAY_DRAIN_POLL_MS);
+    timers.add(timer);
+  };
+  let backedUp = false;
+  const fromClient = { value: false };
+  const fromDaemon = { value: false };
+  // Until the daemon's connection is open, the client's messages wait (and the client is not read).
+  client.pause?.();
   client.messages$.subscribe({
-    next: (message) => (upstream ? send(upstream, message) : pending.push(message)),
+    next: (message) => (upstream ? forward(client, upstream, message, fromClient) : pending.push(message)),
     error: stop,
     complete: stop,
   });
@@ -128,8 +166,9 @@ function relay(client: Channel, connect: () => Promise<Channel>, log: (entry: Lo
     (channel) => {
       if (stopped) return channel.close();
       upstream = channel;
-      for (const message of pending.splice(0)) send(channel, message);
-      channel.messages$.subscribe({ next: (message) => send(client, message), error: stop, complete: stop });
+      for (const message of pending.splice(0)) forward(client, channel, message, fromClient);
+      if (!fromClient.value) client.resume?.();
+      channel.messages$.subscribe({ next: (message) => forward(channel, client, message, fromDaemon), error: stop, complete: stop });
     },
     (error: unknown) => {
       log({ level: 'warn', msg: 'cannot reach the daemon for a client', error: error instanceof TetherError ? error.message : String(error) });

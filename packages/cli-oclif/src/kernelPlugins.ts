@@ -112,9 +112,20 @@ const FIRST_PARTY: Readonly<Record<string, () => Promise<unknown>>> = {
   '@tether/transport-cloud': () => import('@tether/transport-cloud'),
 };
 
+let beforeThirdPartyImport: (() => void) | undefined;
+
+/**
+ * Called once before the first plugin outside this runtime is imported. The runtime loader sets
+ * it when it loaded the bundle, to point the plugins' `@tether/core` at the bundle's copy.
+ */
+export function beforeImportingPlugins(hook: () => void): void {
+  beforeThirdPartyImport = hook;
+}
+
 export async function importKernelPlugins(
   declared: readonly DeclaredKernelPlugin[],
 ): Promise<{ loaded: LoadedKernelPlugin[]; failed: KernelPluginImportFailure[] }> {
+  if (declared.some((d) => FIRST_PARTY[d.specifier] === undefined)) beforeThirdPartyImport?.();
   const results = await Promise.all(
     declared.map(async (d) => {
       try {

@@ -1,6 +1,7 @@
 import { CliError, describeError } from './cliError.js';
 import type { Machines } from './machines.js';
 import { sshMachine } from './sshMachine.js';
+import { storeStatus } from './storeStatus.js';
 
 /** Failures that happen after the SSH login succeeded: the machine is reachable, its daemon is not. */
 const AFTER_LOGIN = new Set(['daemon-not-running', 'no-token', 'bad-token', 'bridge-failed']);
@@ -21,6 +22,11 @@ export interface MachineStatus {
   readonly latency_ms: number | null;
   readonly checked_at: string;
   readonly daemon_version?: string;
+  /**
+   * The daemon's event store, when the daemon reports it and it cannot write (then `daemon_ok`
+   * is false and `error`/`hint` say why): `{"ok":false,"code","message","dir","since","retries","hint"}`.
+   */
+  readonly store?: Record<string, unknown>;
   readonly error?: string;
   /** What to do about `error` (the hint the CLI prints with that error). */
   readonly hint?: string;
@@ -52,6 +58,7 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       latency_ms: latency,
       checked_at: checkedAt,
       daemon_version: info.version,
+      ...(health.store && !health.store.ok ? storeFailure(storeStatus(health.store)) : {}),
     };
   } catch (error) {
     const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });
@@ -68,6 +75,11 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       failure: error,
     };
   }
+}
+
+/** The fields of a daemon that answers but whose event store cannot write. */
+function storeFailure(store: Record<string, unknown>): Pick<MachineStatus, 'store' | 'error' | 'hint'> {
+  return { store, error: String(store['message']), hint: String(store['hint']) };
 }
 
 /**

@@ -57,6 +57,11 @@ export async function machineUp(machines: Machines, name: string, options: UpOpt
   options.onProgress?.(`checking ${name}`);
   const before = await checkMachine(machines, name, options.checkTimeoutMs);
   if (before.daemon_ok) return { ok: true, phase: 'precheck', message: `the daemon on ${name} is already running${version(before)}`, before, after: before };
+  if (before.store) {
+    // The daemon runs but cannot write its event store: starting another would not help.
+    const failure = new CliError(String(before.store['code']), `the daemon on ${name} runs but ${before.error ?? 'cannot write its event store'}`, { hint: before.hint });
+    return { ok: false, phase: 'precheck', message: failure.message, hint: before.hint, before, after: before, failure };
+  }
   if (!before.ssh_ok) {
     const { json } = describeError(before.failure, { machine: name, transport: 'ssh' });
     const failure = new CliError(json.error.code, `cannot log in to ${name} over SSH: ${json.error.message}`, { hint: json.error.hint, cause: before.failure });

@@ -21,7 +21,7 @@ export { checkMachineFields, suggestion } from './config/unknownFields.js';
 export { connectLocalDaemon, localDaemonStatus, pidFromFile, isAlive } from './localDaemon.js';
 export { resultJson, commandExitCode, finishedError } from './resultJson.js';
 export { monitor, activeExecutions } from './monitor.js';
-export { importKernelPlugins, pluginEntries } from './kernelPlugins.js';
+export { importKernelPlugins, pluginEntries, beforeImportingPlugins } from './kernelPlugins.js';
 
 /** Reads and validates the config file (see config/configFile.ts). */
 export async function loadConfig(path: string, explicit: boolean, fallback?: string): Promise<TetherConfig> {

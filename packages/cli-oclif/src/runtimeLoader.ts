@@ -1,4 +1,5 @@
 import { readFileSync, statSync } from 'node:fs';
+import { redirectCore } from './coreRedirect.js';
 
 type Runtime = typeof import('./runtime.js');
 
@@ -7,10 +8,21 @@ let loading: Promise<Runtime> | undefined;
 /**
  * The client runtime (see runtime.ts): the one-file bundle written at build time when it is
  * current, else the plain modules. Set TETHER_NO_BUNDLE=1 to always use the plain modules.
+ *
+ * With the bundle, third-party kernel plugins get the bundle's core for their `@tether/core`
+ * (one copy in the process; see coreRedirect.ts). TETHER_NO_SHARED_CORE=1 leaves them their
+ * own resolution (the package's modules: a second copy), to compare.
  */
 export function loadRuntime(): Promise<Runtime> {
-  loading ??= bundleIsCurrent() ? import(new URL('./runtime.bundle.js', import.meta.url).href).catch(() => import('./runtime.js')) : import('./runtime.js');
+  loading ??= bundleIsCurrent() ? importBundle().catch(() => import('./runtime.js')) : import('./runtime.js');
   return loading;
+}
+
+async function importBundle(): Promise<Runtime> {
+  const runtime = (await import(new URL('./runtime.bundle.js', import.meta.url).href)) as Runtime;
+  const core = new URL('./core.bundle.js', import.meta.url).href;
+  if (!process.env['TETHER_NO_SHARED_CORE']) runtime.beforeImportingPlugins(() => redirectCore(core));
+  return runtime;
 }
 
 /**

@@ -30,6 +30,7 @@ describe('help and the manifest', () => {
         'daemon:serve',
         'daemon:status',
         'daemon:stop',
+        'dashboard',
         'exec:cancel',
         'exec:list',
         'exec:logs',

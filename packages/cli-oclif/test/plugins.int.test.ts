@@ -18,6 +18,8 @@ const broken = fileURLToPath(new URL('./fixtures/tether-plugin-broken', import.m
 const peer = fileURLToPath(new URL('./fixtures/tether-plugin-peer', import.meta.url));
 /** The @tether/core the CLI and its daemon load (the file, through any link). */
 const hostCore = pathToFileURL(realpathSync(fileURLToPath(new URL('../../core/dist/index.js', import.meta.url)))).href;
+/** The runtime bundle's core entry (dist/core.bundle.js), which the CLI's client side runs on. */
+const bundleCore = pathToFileURL(fileURLToPath(new URL('../dist/core.bundle.js', import.meta.url))).href;
 let cli: CliEnv;
 let daemon: Daemon;
 
@@ -73,7 +75,7 @@ describe('plugins', () => {
     expect((await cli.run(['plugins'])).stdout).not.toMatch(/tether-plugin-broken/);
   });
 
-  it('installs a packed plugin whose @tether/core is a peer: the daemon loads it with its own core, one copy', async () => {
+  it('installs a packed plugin whose @tether/core is a peer: the daemon and the bundled CLI runtime each give it their own core, one copy', async () => {
     const { stdout } = await promisify(execFile)('npm', ['pack', '--pack-destination', cli.root, '--json'], { cwd: peer });
     const tarball = join(cli.root, (JSON.parse(stdout) as Array<{ filename: string }>)[0]!.filename);
     const install = await cli.run(['plugins', 'install', tarball], { timeoutMs: 120_000 });
@@ -87,6 +89,21 @@ describe('plugins', () => {
     expect(run.code).toBe(0);
     expect(readFileSync(probe, 'utf8')).toBe(hostCore);
     await cli.run(['daemon', 'stop']);
+
+    // The client side: the CLI's runtime bundle carries core; the plugin's transport gets that
+    // very copy (the bundle's core entry, whose modules the runtime shares), not the package's.
+    cli.writeConfig('machines:\n  - { name: inproc-box, transport: inproc }\n');
+    const clientProbe = join(cli.root, 'peer-probe-client');
+    const check = await cli.run(['machine', 'check', '--machine', 'inproc-box'], { env: { TETHER_PEER_PROBE_CLIENT: clientProbe } });
+    expect(check.json()).toMatchObject({ name: 'inproc-box', transport: 'inproc', daemon_ok: true });
+    expect(readFileSync(clientProbe, 'utf8')).toBe(bundleCore);
+    const runtime = (await import(pathToFileURL(fileURLToPath(new URL('../dist/runtime.bundle.js', import.meta.url))).href)) as Record<string, unknown>;
+    const bundled = (await import(bundleCore)) as Record<string, unknown>;
+    expect(runtime['createKernel']).toBe(bundled['createKernel']);
+    expect(runtime['RemoteMachine']).toBe(bundled['RemoteMachine']);
+    // Without the sharing (TETHER_NO_SHARED_CORE), the plugin resolves the package's own modules: a second copy.
+    await cli.run(['machine', 'check', '--machine', 'inproc-box'], { env: { TETHER_PEER_PROBE_CLIENT: clientProbe, TETHER_NO_SHARED_CORE: '1' } });
+    expect(readFileSync(clientProbe, 'utf8')).toBe(hostCore);
   });
 
   it("validates the machine's fields with the plugin's schema", async () => {

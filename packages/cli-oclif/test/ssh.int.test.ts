@@ -369,3 +369,51 @@ describe('a daemon started for "local" on the machine (Unix socket only)', () =>
     await eventually(() => (attachedPid !== undefined && !alive(attachedPid) ? true : undefined), 15_000, 'the attached listener exits');
   });
 });
+
+describe('tether dashboard with an ssh machine', () => {
+  it('serves box over one SSH connection, reused by every request', async () => {
+    const count = (what: string) => sshd.log().split('\n').filter((l) => l.includes(what)).length;
+    const logins = () => count('Accepted publickey');
+    const channels = () => count('server_request_direct_tcpip');
+    const dashboard = spawn(process.execPath, [BIN, 'dashboard', '--listen', '127.0.0.1:0'], { env: cli.env, stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      let said = '';
+      dashboard.stdout!.on('data', (chunk: Buffer) => (said += chunk.toString()));
+      await eventually(() => (said.includes('\n') ? true : undefined), 20_000, 'the dashboard serves');
+      const { url, origin } = JSON.parse(said.split('\n')[0]!) as { url: string; origin: string };
+      const login = await fetch(url, { redirect: 'manual' });
+      expect(login.status).toBe(303);
+      const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+      const get = async (path: string) => {
+        const answer = await fetch(`${origin}${path}`, { headers: { cookie } });
+        expect(answer.status, path).toBe(200);
+        return (await answer.json()) as Record<string, any>;
+      };
+
+      const before = logins();
+      const channelsBefore = channels();
+      for (let i = 0; i < 3; i++) {
+        expect(await get('/api/machines/box/status')).toMatchObject({ name: 'box', transport: 'ssh', ssh_ok: true, daemon_ok: true, daemon_version: '0.1.0' });
+      }
+      const started = await fetch(`${origin}/api/machines/box/executions`, {
+        method: 'POST',
+        headers: { cookie, origin, 'content-type': 'application/json' },
+        body: JSON.stringify({ command: 'echo over-ssh' }),
+      });
+      expect(started.status).toBe(200);
+      const { id } = (await started.json()) as { id: string };
+      await eventually(async () => ((await get(`/api/machines/box/executions/${id}`))['row'].status === 'finished' ? true : undefined), 20_000, 'the execution finishes');
+      expect((await get(`/api/machines/box/executions/${id}/tail`))['lines']).toEqual([{ s: 'stdout', q: expect.any(Number), t: 'over-ssh' }]);
+      const listed = await get('/api/executions?machine=box&limit=5');
+      expect(listed['items'][0]).toMatchObject({ machine: 'box', id });
+      // Eight requests to box: one connection to its daemon (one forwarded channel), reused, and
+      // at most one SSH login (none when the CLI's persistent tunnel to box is already up).
+      expect(channels() - channelsBefore).toBe(1);
+      expect(logins() - before).toBeLessThanOrEqual(1);
+    } finally {
+      const exited = new Promise((resolve) => dashboard.once('exit', resolve));
+      dashboard.kill('SIGTERM');
+      await exited;
+    }
+  });
+});

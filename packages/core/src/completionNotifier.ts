@@ -1,5 +1,5 @@
 import type { ProcessBackend } from './backends.js';
-import type { AppendOptions, AppendResult, EventStore, ListOptions, ListPage, ReadOptions } from './eventStore.js';
+import type { AppendOptions, AppendResult, EventStore, ListOptions, ListPage, ReadOptions, StoreHealth } from './eventStore.js';
 import { isTerminal, type ExecutionEvent, type NotificationChannel, type StoredEvent } from './events.js';
 import type { Observable } from 'rxjs';
 import { durationMs, type ExecutionState } from './state.js';
@@ -252,6 +252,12 @@ class EndObservingStore implements EventStore {
   }
   durableSeq(stream: string): Promise<number> {
     return this.#inner.durableSeq(stream);
+  }
+  health(): StoreHealth {
+    return this.#inner.health?.() ?? { ok: true };
+  }
+  whenWritable(): Promise<void> {
+    return this.#inner.whenWritable?.() ?? Promise.resolve();
   }
   close(): Promise<void> {
     return this.#inner.close();

@@ -18,6 +18,18 @@ export const ErrorCodes = {
   APPEND_CONFLICT: 'the stream moved on since the expected seq',
   /** The store was closed. */
   STORE_CLOSED: 'the event store is closed',
+  /**
+   * No space left on a disk (or quota): the event store's (`details.dir` is its directory;
+   * reads keep working, and the store retries by itself and takes appends again once space is
+   * freed), or, from the filesystem backend, the disk of the file written (`details.path`).
+   */
+  DISK_FULL: 'no space left on the disk',
+  /**
+   * The event store cannot write for another reason (an I/O error, a read-only filesystem…);
+   * `details.dir` is its directory, `details.errno` the OS error when known. Retried like
+   * `DISK_FULL`.
+   */
+  STORE_WRITE_FAILED: 'the event store cannot write',
   /** Another process holds the store's directory. */
   STORE_LOCKED: 'the event store is already in use by another process',
   /** The store's files are damaged or not a tether store. */

@@ -48,6 +48,22 @@ export interface ListPage {
   readonly cursor?: string;
 }
 
+/** Whether a store takes appends now (`EventStore.health`). */
+export type StoreHealth =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      /** `DISK_FULL` or `STORE_WRITE_FAILED`. */
+      readonly code: 'DISK_FULL' | 'STORE_WRITE_FAILED';
+      readonly message: string;
+      /** The store's directory, where space must be freed. */
+      readonly dir?: string;
+      /** When the first write failed (ms since the epoch). */
+      readonly since: number;
+      /** Attempts to resume writing so far. */
+      readonly retries: number;
+    };
+
 /**
  * Append-only event streams, one per execution id; seq is contiguous from 1 per stream.
  *
@@ -75,6 +91,19 @@ export interface EventStore {
    * process crash). Equals the last seq once the group commit has flushed.
    */
   durableSeq(stream: string): Promise<number>;
+  /**
+   * Whether appends are taken now. A store whose writes can fail for lack of space (or another
+   * I/O error) reports it here: until it has recovered, every append fails with that code
+   * (`DISK_FULL`, `STORE_WRITE_FAILED`) and writes nothing, reads keep working, and live
+   * followers get the error (an execution's events after it come once writing resumes). A store
+   * without the method never fails this way.
+   */
+  health?(): StoreHealth;
+  /**
+   * Resolves once the store takes appends again after such a failure (at once when it does;
+   * rejects with `STORE_CLOSED` if it closes first). The store retries by itself.
+   */
+  whenWritable?(): Promise<void>;
   close(): Promise<void>;
 }
 export const EventStore: InjectionToken<EventStore> = Symbol.for('tether.EventStore');

@@ -20,6 +20,7 @@ export {
   type ReadOptions,
   type ListOptions,
   type ListPage,
+  type StoreHealth,
 } from './eventStore.js';
 export { InMemoryEventStore } from './inMemoryEventStore.js';
 export { replayThenLive } from './follow.js';
@@ -66,7 +67,8 @@ export type {
   CancelResult,
   WriteOptions,
 } from './machine.js';
-export { readOutputTail, toLines, lastBytes, type OutputSlice, type TailOptions } from './logs.js';
+export { readOutputTail, toLines, lastBytes, LineCutter, type OutputSlice, type TailOptions } from './logs.js';
+export { followLines, outputLines, type FollowLinesOptions } from './followLines.js';
 export { newExecutionId, normalizeSignal } from './ids.js';
 export { setLongTimeout, MAX_TIMER_MS, type LongTimer } from './longTimer.js';
 export { restrictUmask, withUserUmask } from './umask.js';

@@ -3,6 +3,7 @@ import type { GpuProbe, ProcessBackend, ProcessSpec, ReattachRequest, ReattachRe
 import { TetherError, isTetherError } from './errors.js';
 import { ExecutionId, ExecutionSpec, type ExecutionEvent, type OutputStream, type SignalReason, type StoredEvent } from './events.js';
 import type { EventStore, ListOptions, ListPage } from './eventStore.js';
+import { ExecutionRecorder, storeWriteFailure } from './executionRecorder.js';
 import { newExecutionId, normalizeSignal } from './ids.js';
 import { DEFAULT_MAX_LINE_BYTES, DEFAULT_TAIL_SCAN_BYTES, lastBytes, readOutputTail, toLines, outputSlice, type OutputSlice } from './logs.js';
 import { MAX_TIMER_MS, setLongTimeout, type LongTimer } from './longTimer.js';
@@ -18,6 +19,7 @@ import type {
   WriteOptions,
 } from './machine.js';
 import type { ExecutionState } from './state.js';
+import { checkSpecSize } from './specLimits.js';
 import { parseInput } from './validate.js';
 
 export interface LocalExecOptions {
@@ -35,6 +37,8 @@ export interface LocalExecOptions {
 interface ActiveExecution {
   readonly id: string;
   readonly spec: ExecutionSpec;
+  /** Appends its events after the request in order, holding them while the store cannot write. */
+  readonly recorder: ExecutionRecorder;
   process?: RunningProcess;
   stdinOpen: boolean;
   /** writeId → bytes accepted, for de-duplicating retried writes. */
@@ -52,6 +56,11 @@ interface ActiveExecution {
 
 const DEFAULT_HIGH_WATER = 8 * 1024 * 1024;
 const DEFAULT_READ_LIMIT = 1000;
+const DEFAULT_LIST_LIMIT = 100;
+/** A page of `list` ends once its items take this much as JSON. */
+const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+/** `list` asks the store for at most this many items at a time. */
+const LIST_CHUNK = 16;
 const DEFAULT_READ_MAX_BYTES = 4 * 1024 * 1024;
 const DEFAULT_TAIL_BYTES = 2000;
 const DEFAULT_MAX_LINES = 10_000;
@@ -92,6 +101,7 @@ export class LocalExec implements ExecApi {
     if (typeof params !== 'object' || params === null) throw new TetherError('INVALID_ARGUMENT', 'exec.start needs a spec object');
     const { id: rawId, ...rest } = params;
     const spec = parseInput(ExecutionSpec, rest, 'execution spec');
+    checkSpecSize(spec);
     const id = rawId === undefined ? newExecutionId() : parseInput(ExecutionId, rawId, 'execution id');
     const pending = this.#starting.get(id);
     if (pending) return pending;
@@ -138,7 +148,15 @@ export class LocalExec implements ExecApi {
       if (isTetherError(error, 'APPEND_CONFLICT')) return this.get(id);
       throw error;
     }
-    const active: ActiveExecution = { id, spec, stdinOpen: spec.stdin, writeIds: new Map(), survivors: [], gate: new AbortController() };
+    const active: ActiveExecution = {
+      id,
+      spec,
+      recorder: new ExecutionRecorder(this.#store, id),
+      stdinOpen: spec.stdin,
+      writeIds: new Map(),
+      survivors: [],
+      gate: new AbortController(),
+    };
     this.#active.set(id, active);
     if (spec.gpuGate && !deferGate) {
       void this.#openGateThenSpawn(active).catch(() => undefined);
@@ -187,13 +205,13 @@ export class LocalExec implements ExecApi {
     active.process = proc;
     // Append calls are applied in call order, so output recorded below always follows Started.
     const started = (ref: RunningProcess['ref']) =>
-      this.#store.append(id, [{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
+      active.recorder.append([{ type: 'ExecutionStarted', data: { pid: proc.pid, pgid: proc.pgid, tty: spec.tty !== undefined, ...(ref ? { ref } : {}) } }]);
     let first: Promise<unknown> = Promise.resolve();
     let ran: Promise<boolean> = Promise.resolve(true);
     if (proc.running) {
-      if (from === 'new') first = this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
+      if (from === 'new') first = active.recorder.append([{ type: 'ExecutionQueued', data: { reason: null, ...(proc.ref ? { ref: proc.ref } : {}) } }]);
       proc.queue$?.subscribe({
-        next: (update) => void this.#store.append(id, [{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
+        next: (update) => void active.recorder.append([{ type: 'ExecutionQueued', data: { reason: update.reason, ...(update.ref ? { ref: update.ref } : {}) } }]).catch(() => undefined),
         error: () => undefined,
       });
       // A backend that queues resolves `running` before `exit` when the job ran at all: which
@@ -236,7 +254,8 @@ export class LocalExec implements ExecApi {
             },
       );
     })().catch(() => undefined); // only a closing store fails here; a restart marks the execution lost
-    return first;
+    // The process runs: while the store cannot write, its first event is held and recorded later.
+    return active.recorder.writtenOrHeld(first);
   }
 
   /** Stores the process's output as it comes, pausing the process while too much waits for the store. */
@@ -254,8 +273,9 @@ export class LocalExec implements ExecApi {
             paused = true;
             proc.pauseOutput();
           }
-          last = this.#store
-            .append(active.id, [{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
+          // Held (and the process paused by the high water) while the store cannot write.
+          last = active.recorder
+            .append([{ type: 'OutputProduced', data: { stream: chunk.stream, data: chunk.data } }])
             .catch(() => undefined) // the store is closing; the execution will be marked lost on restart
             .finally(() => {
               waiting -= size;
@@ -273,7 +293,7 @@ export class LocalExec implements ExecApi {
 
   async #finish(active: ActiveExecution, terminal: ExecutionEvent): Promise<ExecutionState> {
     try {
-      await this.#store.append(active.id, [terminal]);
+      await active.recorder.append([terminal]);
     } finally {
       this.#active.delete(active.id);
     }
@@ -291,12 +311,13 @@ export class LocalExec implements ExecApi {
       return Promise.resolve();
     }
     active.stopping ??= (async () => {
-      await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal, reason } }]);
+      // Recorded before the signal goes (or held, in order, while the store cannot write).
+      await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal, reason } }]));
       proc.signal(signal);
       const exitedInTime = await Promise.race([proc.exit.then(() => true), delay(graceMs).then(() => false)]);
       let survivors = await proc.survivors();
       if (!exitedInTime || survivors.length > 0) {
-        await this.#store.append(active.id, [{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]);
+        await active.recorder.writtenOrHeld(active.recorder.append([{ type: 'SignalSent', data: { signal: 'SIGKILL', reason } }]));
         proc.signal('SIGKILL');
         proc.signalPids(survivors, 'SIGKILL');
         await proc.exit;
@@ -313,8 +334,34 @@ export class LocalExec implements ExecApi {
     return state;
   }
 
-  list(options: ListOptions = {}): Promise<ListPage> {
-    return this.#store.list(options);
+  /**
+   * A page of executions, newest first. Besides `limit`, a page ends once its items take about
+   * 4 MiB as JSON (it always holds at least one), so a listing stays small whatever the specs
+   * hold; the cursor continues after the last item returned.
+   */
+  async list(options: ListOptions = {}): Promise<ListPage> {
+    const limit = options.limit ?? DEFAULT_LIST_LIMIT;
+    // The store is asked in small pages so that no more than one of them is held beyond the cut.
+    const items: ExecutionState[] = [];
+    let bytes = 0;
+    let cursor = options.cursor;
+    while (items.length < limit) {
+      const page = await this.#store.list({ status: options.status, limit: Math.min(limit - items.length, LIST_CHUNK), cursor });
+      for (const [index, item] of page.items.entries()) {
+        const size = JSON.stringify(item).length;
+        if (items.length > 0 && bytes + size > LIST_PAGE_BYTES) {
+          // Cut before this item: continue from the last one kept (the store's cursor is opaque,
+          // so it is asked again for exactly the items kept of this chunk).
+          const next = index === 0 ? cursor : (await this.#store.list({ status: options.status, limit: index, cursor })).cursor;
+          return next === undefined ? { items } : { items, cursor: next };
+        }
+        items.push(item);
+        bytes += size;
+      }
+      if (page.cursor === undefined) return { items };
+      cursor = page.cursor;
+    }
+    return cursor === undefined ? { items } : { items, cursor };
   }
 
   async read(id: string, options: ExecReadOptions = {}): Promise<ExecReadResult> {
@@ -328,7 +375,8 @@ export class LocalExec implements ExecApi {
     const waitMs = Math.min(options.waitMs ?? 0, MAX_TIMER_MS);
     if (state.lastSeq <= afterSeq && state.status !== 'finished' && waitMs > 0) {
       const next$ = this.#store.follow(id, afterSeq).pipe(timeout({ first: waitMs, with: () => EMPTY }));
-      await firstValueFrom(next$, { defaultValue: undefined });
+      // A store that cannot write ends the wait early; reading goes on.
+      await firstValueFrom(next$, { defaultValue: undefined }).catch(() => undefined);
     }
     const events = await this.#store.read(id, { afterSeq, limit, maxBytes });
     state = await this.get(id);
@@ -403,6 +451,9 @@ export class LocalExec implements ExecApi {
       if (previous) return { bytes: await previous };
     }
     if (!active.stdinOpen) throw new TetherError('STDIN_CLOSED', `stdin of ${id} is not open (start it with stdin: true)`, { id });
+    // Input that could not be recorded is not written.
+    const unwritable = storeWriteFailure(this.#store);
+    if (unwritable) throw unwritable;
     const done = (async () => {
       if (bytes.byteLength > 0) await active.process!.write(bytes);
       if (eof) {
@@ -496,7 +547,7 @@ export class LocalExec implements ExecApi {
       for (const state of states) {
         const answer = answers.get(state.id);
         if (answer && 'process' in answer) {
-          const active: ActiveExecution = { id: state.id, spec: state.spec!, stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
+          const active: ActiveExecution = { id: state.id, spec: state.spec!, recorder: new ExecutionRecorder(this.#store, state.id), stdinOpen: false, writeIds: new Map(), survivors: [], gate: new AbortController() };
           this.#active.set(state.id, active);
           await this.#track(active, answer.process, state.status === 'running' ? 'running' : 'queued');
         } else {

@@ -37,10 +37,12 @@ export class LocalMachine implements MachineApi {
   readonly fs: FsApi;
   readonly gpu: GpuApi;
   readonly #backends: MachineInfo['backends'];
+  readonly #store: EventStore;
   readonly #startedAt = Date.now();
 
   constructor(options: LocalMachineOptions) {
     this.name = options.name ?? 'local';
+    this.#store = options.store;
     this.notifier = new CompletionNotifier({ ...options.notifications, store: options.store, process: options.process, machineName: this.name });
     // Every terminal event this machine appends passes the notifier, whichever path appends it.
     this.exec = new LocalExec({ ...options, store: this.notifier.watch(options.store) });
@@ -77,7 +79,8 @@ export class LocalMachine implements MachineApi {
   }
 
   async health(): Promise<MachineHealth> {
-    return { ok: true, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount };
+    const store = this.#store.health?.() ?? { ok: true };
+    return { ok: store.ok, uptimeMs: Date.now() - this.#startedAt, active: this.exec.activeCount, store };
   }
 }
 

@@ -108,7 +108,7 @@ describe('a tail of long lines', () => {
     await store.append(id, events);
   }
 
-  it('reads O(tail) of a 200 MiB line without a newline, and returns its end marked cut', async () => {
+  it('reads at most the scan budget of a 200 MiB line without a newline, and returns its end marked cut', async () => {
     const memory = new InMemoryEventStore();
     await oneLine(memory, 'big', 200);
     const read = counting(memory);
@@ -116,11 +116,11 @@ describe('a tail of long lines', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ stream: 'stdout', cut: true });
     expect(lines[0]!.line).toBe('a'.repeat(64 * 1024));
-    expect(read.bytes()).toBeLessThanOrEqual(2 * MiB); // not 200 MiB
+    expect(read.bytes()).toBeLessThanOrEqual(17 * MiB); // the 16 MiB budget and a page, not 200 MiB
     await memory.close();
   });
 
-  it('stops at a long line further back: the lines after it whole, that line cut', async () => {
+  it('stops at a long line further back than its budget: the lines after it whole, that line cut', async () => {
     const memory = new InMemoryEventStore();
     await oneLine(memory, 'mid', 50, '\nlast one\n');
     const read = counting(memory);
@@ -129,7 +129,46 @@ describe('a tail of long lines', () => {
       [64 * 1024, true],
       ['last one'.length, undefined],
     ]);
-    expect(read.bytes()).toBeLessThanOrEqual(2 * MiB);
+    expect(read.bytes()).toBeLessThanOrEqual(17 * MiB);
+    await memory.close();
+  });
+
+  it('goes on past a long line within its budget: the lines before it, that line as its cut end, the lines after', async () => {
+    const memory = new InMemoryEventStore();
+    const events: ExecutionEvent[] = [{ type: 'ExecutionRequested', data: { spec: { command: 'x', envMode: 'merge', stdin: false, killGraceMs: 0 } } }];
+    const out = (text: string | Uint8Array, stream: 'stdout' | 'stderr' = 'stdout'): ExecutionEvent => ({
+      type: 'OutputProduced',
+      data: { stream, data: typeof text === 'string' ? enc.encode(text) : text },
+    });
+    events.push(out('first\nsecond\nstart of the long line '));
+    events.push(out('an error\n', 'stderr'));
+    for (let i = 0; i < 10; i++) events.push(out(new Uint8Array(MiB).fill(0x62)));
+    events.push(out('END\nafter\n'));
+    events.push(out('short\n'), out('x'.repeat(70 * 1024) + '\nlast'));
+    await memory.append('long', events);
+    const read = counting(memory);
+    const lines = toLines(await readOutputTail(read.store, 'long', { streams: ['stdout', 'stderr'], lines: 100 }));
+    expect(lines.map((l) => [l.stream, l.line.length > 40 ? `${l.line.slice(0, 3)}…${l.line.slice(-3)} ${l.line.length}` : l.line, l.cut])).toEqual([
+      ['stdout', 'first', undefined],
+      ['stdout', 'second', undefined],
+      ['stderr', 'an error', undefined],
+      ['stdout', `bbb…END ${64 * 1024}`, true],
+      ['stdout', 'after', undefined],
+      ['stdout', 'short', undefined],
+      ['stdout', `xxx…xxx ${64 * 1024}`, true],
+      ['stdout', 'last', undefined],
+    ]);
+    expect(read.bytes()).toBeLessThanOrEqual(11 * MiB);
+    // A tail by lines counts the cut line as one line.
+    const five = toLines(await readOutputTail(memory, 'long', { lines: 5 })).slice(-5);
+    expect(five.map((l) => l.line.slice(-5))).toEqual(['bbEND', 'after', 'short', 'xxxxx', 'last']);
+    // A tail by bytes stays contiguous: it stops at the first long line (the 70 KiB one).
+    const bytes = await readOutputTail(memory, 'long', { bytes: 4 * MiB });
+    expect(toLines(bytes).map((l) => [l.line.length, l.cut])).toEqual([
+      [64 * 1024, true],
+      [4, undefined],
+    ]);
+    expect(bytes[0]!.cutBefore).toBe(true);
     await memory.close();
   });
 

@@ -1,7 +1,7 @@
 import type { Observable } from 'rxjs';
 import type { FileSystemBackend, FileWriteOptions, GpuProbeResult, GpuWaitResult } from './backends.js';
 import type { ExecutionSpecInput, GpuGateOptions, OutputStream, StoredEvent } from './events.js';
-import type { ListOptions, ListPage } from './eventStore.js';
+import type { ListOptions, ListPage, StoreHealth } from './eventStore.js';
 import type { ExecutionState } from './state.js';
 
 /** `exec.start` input: what to run, plus an optional caller-chosen id for idempotent retries. */
@@ -149,10 +149,17 @@ export interface MachineInfo {
 }
 
 export interface MachineHealth {
+  /** False while something the machine needs fails: its event store cannot write (see `store`). */
   readonly ok: boolean;
   readonly uptimeMs: number;
   /** Executions running (or queued) now. */
   readonly active: number;
+  /**
+   * The event store: `{ ok: true }`, or `ok: false` with the code (`DISK_FULL`,
+   * `STORE_WRITE_FAILED`), message, directory, since when (ms since the epoch) and attempts to
+   * resume so far. Absent from daemons older than this field.
+   */
+  readonly store?: StoreHealth;
 }
 
 /** What a user addresses by name: the local machine or a remote daemon, one contract. */

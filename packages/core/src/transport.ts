@@ -23,6 +23,14 @@ export interface Channel {
   send(message: string | Uint8Array): void;
   /** Bytes queued but not yet handed to the OS, for backpressure (0 if the medium cannot tell). */
   readonly bufferedAmount: number;
+  /**
+   * Stop reading from the peer until `resume()`: the medium stops taking bytes, so a peer that
+   * keeps sending is held back by the OS (TCP or socket flow control). Messages already received
+   * may still arrive after the call. Optional: a channel without it cannot hold its peer back.
+   */
+  pause?(): void;
+  /** Read from the peer again after `pause()`. */
+  resume?(): void;
   /** Close the channel; `messages$` completes. Idempotent. */
   close(reason?: string): void;
 }

@@ -19,9 +19,10 @@ import {
   type ListOptions,
   type ListPage,
   type ReadOptions,
+  type StoreHealth,
   type StoredEvent,
 } from '@tether/core';
-import { Subject, finalize, throwError, type Observable } from 'rxjs';
+import { Observable, Subject, finalize, throwError, type Subscription } from 'rxjs';
 import { decodeEvent, encodeEvent } from './eventCodec.js';
 import {
   MAX_SEQ,
@@ -37,6 +38,7 @@ import {
 } from './keys.js';
 import { openStoreDatabase, type StoreDatabase } from './openStoreDatabase.js';
 import { applyOutputCap } from './outputCap.js';
+import { hasRoomToReopen, writeFailure } from './writeFailure.js';
 
 export interface LevelEventStoreOptions {
   /**
@@ -53,6 +55,12 @@ export interface LevelEventStoreOptions {
   readonly groupCommitBytes?: number;
   /** After an unsynced write, a sync write follows within this many ms. Default 100. */
   readonly syncIntervalMs?: number;
+  /**
+   * After a failed write, the store tries to resume after this many ms, doubling up to
+   * `retryMaxMs`. Defaults 250 and 5000.
+   */
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
 }
 
 export interface PruneOptions {
@@ -79,11 +87,17 @@ export interface LevelEventStoreStats {
   readonly syncWrites: number;
   /** State snapshots written (a stream's snapshot is rewritten at checkpoints, not per batch). */
   readonly checkpoints: number;
+  /** Writes that failed (each one puts the store in its failed state until it recovers). */
+  readonly writeFailures: number;
+  /** Times LevelDB was closed and opened again in place to recover from a failed write. */
+  readonly reopens: number;
 }
 
 const DEFAULT_CAP = 1024 ** 3;
 const DEFAULT_BATCH_BYTES = 256 * 1024;
 const DEFAULT_SYNC_MS = 100;
+const DEFAULT_RETRY_MIN_MS = 250;
+const DEFAULT_RETRY_MAX_MS = 5000;
 /** A quick batch (see `#openBatch`) stops taking appends once it holds this many bytes. */
 const QUICK_BATCH_BYTES = 64 * 1024;
 const FOLLOW_PAGE = 2048;
@@ -124,6 +138,22 @@ interface StreamEntry {
   lastBatch: GroupBatch | undefined;
   /** Where the stream sits in the list index once the queued batches are written. */
   indexed: { readonly requestedAt: number | null; readonly status: ExecutionStatus } | undefined;
+}
+
+/** The store cannot write: since when, why, and how its recovery goes. */
+interface Failure {
+  readonly error: TetherError;
+  readonly since: number;
+  retries: number;
+  /** LevelDB was closed for a reopen that failed: reads fail too until one succeeds. */
+  closed: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /**
+   * Streams whose rejected appends may have reached the disk: their requestedAt and the last
+   * seq they had with the rejected appends.
+   */
+  readonly dirty: Map<StreamEntry, { requestedAt: number | null; lastSeq: number }>;
+  readonly waiters: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
 }
 
 type Operation = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -183,11 +213,13 @@ const ignore = (): void => undefined;
  * on the way: do not modify an appended `Uint8Array` afterwards.
  */
 export class LevelEventStore implements EventStore {
-  readonly #db: StoreDatabase;
+  #db: StoreDatabase;
   readonly #dir: string;
   readonly #cap: number;
   readonly #batchBytes: number;
   readonly #syncMs: number;
+  readonly #retryMinMs: number;
+  readonly #retryMaxMs: number;
 
   readonly #entries = new Map<string, StreamEntry>();
   /** Per stream, appends waiting for the stream to load, in call order. */
@@ -201,10 +233,14 @@ export class LevelEventStore implements EventStore {
   #syncTimer: NodeJS.Timeout | undefined;
   /** The next batch made is written with sync (a sync was due while a write was in flight). */
   #syncNext = false;
-  #failure: TetherError | undefined;
+  #failure: Failure | undefined;
+  /** Set while LevelDB is closed and opened again; reads wait for it. */
+  #reopening: Promise<void> | undefined;
+  /** Reads and other LevelDB calls in flight (a reopen waits for them). */
+  readonly #calls = new Set<Promise<unknown>>();
   #closing = false;
   #closed: Promise<void> | undefined;
-  #stats = { appends: 0, writes: 0, syncWrites: 0, checkpoints: 0 };
+  #stats = { appends: 0, writes: 0, syncWrites: 0, checkpoints: 0, writeFailures: 0, reopens: 0 };
 
   private constructor(db: StoreDatabase, dir: string, options: Required<LevelEventStoreOptions>) {
     this.#db = db;
@@ -212,6 +248,8 @@ export class LevelEventStore implements EventStore {
     this.#cap = options.maxOutputBytesPerExecution;
     this.#batchBytes = options.groupCommitBytes;
     this.#syncMs = options.syncIntervalMs;
+    this.#retryMinMs = options.retryMinMs;
+    this.#retryMaxMs = options.retryMaxMs;
   }
 
   /**
@@ -225,6 +263,8 @@ export class LevelEventStore implements EventStore {
       maxOutputBytesPerExecution: checkCount(options.maxOutputBytesPerExecution ?? DEFAULT_CAP, 'maxOutputBytesPerExecution', 0),
       groupCommitBytes: checkCount(options.groupCommitBytes ?? DEFAULT_BATCH_BYTES, 'groupCommitBytes', 1),
       syncIntervalMs: checkCount(options.syncIntervalMs ?? DEFAULT_SYNC_MS, 'syncIntervalMs', 1),
+      retryMinMs: checkCount(options.retryMinMs ?? DEFAULT_RETRY_MIN_MS, 'retryMinMs', 1),
+      retryMaxMs: checkCount(options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS, 'retryMaxMs', 1),
     };
     const db = await openStoreDatabase(dir);
     const store = new LevelEventStore(db, resolve(dir), resolved);
@@ -232,7 +272,7 @@ export class LevelEventStore implements EventStore {
       await store.#recover();
     } catch (error) {
       await db.close().catch(ignore);
-      throw error;
+      throw error instanceof TetherError ? error : writeFailure(store.#dir, error);
     }
     return store;
   }
@@ -249,7 +289,7 @@ export class LevelEventStore implements EventStore {
 
   append(stream: string, events: readonly ExecutionEvent[], options: AppendOptions = {}): Promise<AppendResult> {
     if (this.#closing) return Promise.reject(new TetherError('STORE_CLOSED'));
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#failure) return Promise.reject(this.#failure.error);
     try {
       checkStreamName(stream);
     } catch (error) {
@@ -309,6 +349,7 @@ export class LevelEventStore implements EventStore {
     } catch (error) {
       return throwError(() => error);
     }
+    if (this.#failure) return this.#followWhileFailed(stream, afterSeq);
     let live = this.#live.get(stream);
     if (!live) this.#live.set(stream, (live = new Subject<StoredEvent>()));
     const feed = live;
@@ -317,6 +358,57 @@ export class LevelEventStore implements EventStore {
         if (!feed.observed && this.#live.get(stream) === feed) this.#live.delete(stream);
       }),
     );
+  }
+
+  /**
+   * A follow while the store cannot write: what is stored, then the end (after a terminal
+   * event) or the store's failure; if writing resumed meanwhile, an ordinary follow from there.
+   */
+  #followWhileFailed(stream: string, afterSeq: number): Observable<StoredEvent> {
+    return new Observable<StoredEvent>((subscriber) => {
+      let last = afterSeq;
+      let inner: Subscription | undefined;
+      let stopped = false;
+      void (async () => {
+        for (;;) {
+          const page = await this.read(stream, { afterSeq: last, limit: FOLLOW_PAGE, maxBytes: FOLLOW_PAGE_BYTES });
+          if (stopped) return;
+          if (page.length === 0) break;
+          for (const event of page) {
+            subscriber.next(event);
+            last = event.seq;
+            if (isTerminal(event)) return subscriber.complete();
+          }
+        }
+        if (this.#failure) return subscriber.error(this.#failure.error);
+        inner = this.follow(stream, last).subscribe(subscriber);
+      })().catch((error: unknown) => subscriber.error(error));
+      return () => {
+        stopped = true;
+        inner?.unsubscribe();
+      };
+    });
+  }
+
+  /**
+   * Whether appends are taken now; after a failed write, `ok: false` with the error's code and
+   * message, when it started and how many attempts to resume were made.
+   */
+  health(): StoreHealth {
+    const failure = this.#failure;
+    if (!failure) return { ok: true };
+    const { code, message } = failure.error;
+    return { ok: false, code: code === 'DISK_FULL' ? 'DISK_FULL' : 'STORE_WRITE_FAILED', message, dir: this.#dir, since: failure.since, retries: failure.retries };
+  }
+
+  /** Resolves once appends are taken again (at once when they are); rejects with `STORE_CLOSED` on close. */
+  whenWritable(): Promise<void> {
+    if (this.#closing) return Promise.reject(new TetherError('STORE_CLOSED'));
+    const failure = this.#failure;
+    if (!failure) return Promise.resolve();
+    // Someone waits for the recovery: its timer keeps the process alive meanwhile.
+    failure.timer?.ref();
+    return new Promise((resolve, reject) => failure.waiters.push({ resolve, reject }));
   }
 
   async state(stream: string): Promise<ExecutionState | undefined> {
@@ -394,16 +486,22 @@ export class LevelEventStore implements EventStore {
       }
       // Events first, then state and index: an interrupted prune leaves an execution that is
       // still listed as finished, and the next prune finishes the job.
-      for (const state of doomed) {
-        const prefix = eventPrefix(state.id);
-        await this.#db.clear({ gte: eventKey(prefix, 0), lt: eventKey(prefix, MAX_SEQ) });
+      if (this.#failure) throw this.#failure.error;
+      try {
+        for (const state of doomed) {
+          const prefix = eventPrefix(state.id);
+          await this.#db.clear({ gte: eventKey(prefix, 0), lt: eventKey(prefix, MAX_SEQ) });
+        }
+        const ops: Operation[] = doomed.flatMap((state) => [
+          { type: 'del' as const, key: stateKey(state.id) },
+          { type: 'del' as const, key: indexKey(ALL, state.requestedAt, state.id) },
+          { type: 'del' as const, key: indexKey(finished, state.requestedAt, state.id) },
+        ]);
+        if (ops.length > 0) await this.#db.batch(ops, { sync: true });
+      } catch (error) {
+        // A failed write may leave a torn record in LevelDB's log: nothing more is written to it.
+        throw this.#enterFailure(error);
       }
-      const ops: Operation[] = doomed.flatMap((state) => [
-        { type: 'del' as const, key: stateKey(state.id) },
-        { type: 'del' as const, key: indexKey(ALL, state.requestedAt, state.id) },
-        { type: 'del' as const, key: indexKey(finished, state.requestedAt, state.id) },
-      ]);
-      if (ops.length > 0) await this.#db.batch(ops, { sync: true });
       for (const state of doomed) this.#entries.delete(state.id);
       return { removed: doomed.map((s) => s.id), events: doomed.reduce((n, s) => n + s.lastSeq, 0) };
     });
@@ -423,10 +521,18 @@ export class LevelEventStore implements EventStore {
     await Promise.allSettled([...this.#appending]);
     clearTimeout(this.#syncTimer);
     this.#syncTimer = undefined;
-    if (!this.#failure) await this.#checkpointAll().catch(ignore);
+    await this.#reopening?.catch(ignore);
+    const failure = this.#failure;
+    if (failure) {
+      clearTimeout(failure.timer);
+      for (const waiter of failure.waiters.splice(0)) waiter.reject(new TetherError('STORE_CLOSED'));
+    } else {
+      await this.#checkpointAll().catch(ignore);
+    }
     for (const live of this.#live.values()) live.complete();
     this.#live.clear();
-    await this.#db.close();
+    await Promise.allSettled([...this.#calls]);
+    if (!failure?.closed) await this.#db.close();
   }
 
   // --- appending -------------------------------------------------------------------------
@@ -471,6 +577,9 @@ export class LevelEventStore implements EventStore {
 
   /** Checks an append and queues it in the open group batch; resolves once that batch is written. */
   #accept(entry: StreamEntry, events: readonly ExecutionEvent[], options: AppendOptions): Promise<AppendResult> {
+    // A failure may have come while this append waited for its stream to load.
+    if (this.#failure) return Promise.reject(this.#failure.error);
+    if (this.#closing) return Promise.reject(new TetherError('STORE_CLOSED'));
     try {
       checkAppend(entry.name, events, entry.state.lastSeq, entry.state, options);
     } catch (error) {
@@ -599,6 +708,12 @@ export class LevelEventStore implements EventStore {
       this.#fail(error, batch);
       return;
     }
+    if (this.#failure) {
+      // Not possible (one write at a time, and a failure empties the queue), but a write that
+      // lands after a failure must not be acknowledged: the reopen may drop it.
+      batch.reject(this.#failure.error);
+      return;
+    }
     this.#stats.writes++;
     this.#stats.checkpoints += checkpoints;
     for (const [entry, snapshot] of batch.latest) {
@@ -703,19 +818,136 @@ export class LevelEventStore implements EventStore {
     if (ops.length > 0) await this.#db.batch(ops, { sync: true });
   }
 
+  /**
+   * A batch write failed. LevelDB may have left a torn record at the end of its log, and a
+   * later write to the same log can be dropped when the log is replayed (seen on a full
+   * tmpfs: the write after freeing space succeeded, then vanished at the next open). So nothing
+   * more is written through this handle: the failed batch and every queued one are rejected,
+   * the streams they touched fall back to what was written, and the store recovers by closing
+   * and reopening LevelDB in place once there is room (see `#recoverFromFailure`).
+   */
   #fail(error: unknown, batch: GroupBatch): void {
-    const failure = new TetherError(
-      'INTERNAL',
-      `Writing to the event store at ${this.#dir} failed (${(error as Error)?.message ?? String(error)}); appends are refused until it is reopened.`,
-      { dir: this.#dir },
-      { cause: error },
-    );
-    this.#failure ??= failure;
-    batch.reject(failure);
-    for (const queued of this.#queue.splice(0)) {
-      queued.queued = false;
-      queued.reject(failure);
+    const failed = this.#enterFailure(error);
+    const batches = [batch, ...this.#queue.splice(0)];
+    for (const rejected of batches) {
+      rejected.queued = false;
+      for (const entry of rejected.latest.keys()) this.#rollBack(entry);
+      rejected.reject(failed);
     }
+  }
+
+  /** Puts the store in its failed state (once) and schedules the recovery; returns the error. */
+  #enterFailure(error: unknown): TetherError {
+    this.#stats.writeFailures++;
+    if (this.#failure) return this.#failure.error;
+    const failed = writeFailure(this.#dir, error);
+    this.#failure = { error: failed, since: Date.now(), retries: 0, closed: false, timer: undefined, dirty: new Map(), waiters: [] };
+    clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+    this.#syncNext = false;
+    // Live followers would otherwise wait in silence: they get the error, and a new follow
+    // replays what is stored, then gets it too (or the end, for a finished execution).
+    for (const live of this.#live.values()) live.error(failed);
+    this.#live.clear();
+    this.#scheduleRecovery();
+    return failed;
+  }
+
+  /** A stream whose unwritten appends were rejected goes back to its last written state. */
+  #rollBack(entry: StreamEntry): void {
+    const failure = this.#failure!;
+    const seen = failure.dirty.get(entry);
+    if (entry.state.lastSeq > (seen?.lastSeq ?? -1)) failure.dirty.set(entry, { requestedAt: seen?.requestedAt ?? entry.state.requestedAt, lastSeq: entry.state.lastSeq });
+    const written = entry.written;
+    entry.state = written?.state ?? initialState(entry.name);
+    entry.pendingDropped = written?.pendingDropped ?? 0;
+    entry.checkpoint = undefined; // rewritten by the recovery
+    entry.indexed = written ? { requestedAt: written.state.requestedAt, status: written.state.status } : undefined;
+    entry.unwritten = 0;
+    entry.lastBatch = undefined;
+  }
+
+  #scheduleRecovery(): void {
+    const failure = this.#failure;
+    if (!failure || this.#closing) return;
+    const wait = Math.min(this.#retryMinMs * 2 ** Math.min(failure.retries, 20), this.#retryMaxMs);
+    failure.timer = setTimeout(() => {
+      failure.timer = undefined;
+      void this.#recoverFromFailure(failure);
+    }, wait);
+    if (failure.waiters.length === 0) failure.timer.unref();
+  }
+
+  /**
+   * One attempt to resume writing: once the filesystem has room for LevelDB to replay its log,
+   * close LevelDB and open it again in place (the replay turns the log into a table and starts a
+   * new log, leaving any torn record behind), remove whatever of the rejected appends reached
+   * the disk, and take appends again. Reads wait for the few milliseconds of the reopen.
+   */
+  async #recoverFromFailure(failure: Failure): Promise<void> {
+    if (this.#closing || this.#failure !== failure) return;
+    failure.retries++;
+    try {
+      if (failure.error.code === 'DISK_FULL' && !(await hasRoomToReopen(this.#dir))) return this.#scheduleRecovery();
+    } catch {
+      return this.#scheduleRecovery();
+    }
+    if (this.#closing) return;
+    let done!: () => void;
+    this.#reopening = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await Promise.allSettled([...this.#calls]);
+      if (!failure.closed) {
+        failure.closed = true;
+        await this.#db.close();
+      }
+      this.#db = await openStoreDatabase(this.#dir);
+      failure.closed = false;
+      this.#stats.reopens++;
+      await this.#db.batch(this.#cleanUpRejected(failure), { sync: true });
+      for (const entry of failure.dirty.keys()) entry.checkpoint = entry.written?.state;
+      failure.dirty.clear();
+    } catch {
+      done();
+      this.#reopening = undefined;
+      // Still no room (or the cleanup write failed): LevelDB stays open for reads if it is.
+      return this.#scheduleRecovery();
+    }
+    // The reopen wrote the log into a synced table: everything written is durable now.
+    for (const entry of this.#entries.values()) entry.durableSeq = entry.written?.state.lastSeq ?? 0;
+    this.#unsynced.clear();
+    this.#failure = undefined;
+    done();
+    this.#reopening = undefined;
+    for (const waiter of failure.waiters.splice(0)) waiter.resolve();
+  }
+
+  /**
+   * The writes that put back the streams whose appends were rejected: a rejected batch may still
+   * have reached the log, so its events past the last written seq are deleted and the snapshot
+   * and index entries are those of the written state.
+   */
+  #cleanUpRejected(failure: Failure): Operation[] {
+    const ops: Operation[] = [{ type: 'put', key: SYNC_KEY, value: EMPTY }];
+    for (const [entry, rejected] of failure.dirty) {
+      const written = entry.written;
+      const requestedAt = rejected.requestedAt;
+      // The rejected events had the seqs after the last written one; deleting them one by one
+      // is cheap (the output in flight per execution is bounded) and atomic with the rest.
+      for (let seq = (written?.state.lastSeq ?? 0) + 1; seq <= rejected.lastSeq; seq++) ops.push({ type: 'del', key: eventKey(entry.prefix, seq) });
+      for (const at of new Set([requestedAt, written?.state.requestedAt ?? null])) {
+        ops.push({ type: 'del', key: indexKey(ALL, at, entry.name) });
+        for (const status of STATUSES) ops.push({ type: 'del', key: indexKey(indexPrefix(status), at, entry.name) });
+      }
+      if (written) {
+        ops.push({ type: 'put', key: entry.stateKey, value: encodeSnapshot(written) });
+        ops.push({ type: 'put', key: indexKey(ALL, written.state.requestedAt, entry.name), value: EMPTY });
+        ops.push({ type: 'put', key: indexKey(indexPrefix(written.state.status), written.state.requestedAt, entry.name), value: EMPTY });
+      } else {
+        ops.push({ type: 'del', key: entry.stateKey });
+      }
+    }
+    return ops;
   }
 
   // --- helpers -----------------------------------------------------------------------------
@@ -729,14 +961,23 @@ export class LevelEventStore implements EventStore {
     if (this.#closing) throw new TetherError('STORE_CLOSED');
   }
 
-  /** Runs a LevelDB call, turning its failures into tether errors. */
+  /**
+   * Runs a LevelDB call, turning its failures into tether errors. Waits while LevelDB is being
+   * reopened after a failed write; a reopen waits for the calls in flight.
+   */
   async #guard<T>(run: () => Promise<T>): Promise<T> {
+    while (this.#reopening) await this.#reopening;
+    if (this.#failure?.closed) throw this.#failure.error;
+    const call = run();
+    this.#calls.add(call);
     try {
-      return await run();
+      return await call;
     } catch (error) {
       if (error instanceof TetherError) throw error;
       if (this.#closing) throw new TetherError('STORE_CLOSED', undefined, {}, { cause: error });
       throw new TetherError('INTERNAL', `The event store at ${this.#dir} failed: ${(error as Error)?.message}`, { dir: this.#dir }, { cause: error });
+    } finally {
+      this.#calls.delete(call);
     }
   }
 }

@@ -180,6 +180,19 @@ export function translateOpenError(dir: string, error: unknown): TetherError {
   if (/permission denied/i.test(reason)) {
     return new TetherError('PERMISSION_DENIED', `The event store at ${dir} cannot be opened: ${reason}`, { dir }, { cause: error });
   }
+  // Opening writes (the log is replayed into a table, a new manifest and log are made): a full
+  // disk is not damage, and the advice to move the directory aside would be wrong.
+  if (/no space left on device|disk quota exceeded/i.test(reason)) {
+    return new TetherError(
+      'DISK_FULL',
+      `The event store at ${dir} cannot be opened: no space left on its disk (${reason}). Nothing in it was changed; free space under ${dir} and start again.`,
+      { dir },
+      { cause: error },
+    );
+  }
+  if (/^IO error: .*(read-only file system|input\/output error)/i.test(reason)) {
+    return new TetherError('STORE_WRITE_FAILED', `The event store at ${dir} cannot be opened: ${reason}`, { dir }, { cause: error });
+  }
   return corrupt(dir, `LevelDB reports "${reason}"`, error);
 }
 

@@ -150,7 +150,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         keepalive: options.keepalive,
         log,
         onChannel(channel, info) {
-          const session = serveMachine(machine, channel, options.rpc);
+          const session = serveMachine(machine, channel, {
+            ...options.rpc,
+            onBackedUp: ({ unsentBytes, limit }) =>
+              log({ level: 'info', msg: 'client backed up: its requests wait until it reads its replies', remote: info.remote, unsentBytes, limit }),
+          });
           sessions.add(session);
           void session.closed.then(() => {
             sessions.delete(session);

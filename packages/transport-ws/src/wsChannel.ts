@@ -131,6 +131,12 @@ export function wsChannel(socket: WebSocket, keepalive: KeepaliveOptions = {}): 
       }
       socket.send(message);
     },
+    pause() {
+      socket.pause();
+    },
+    resume() {
+      socket.resume();
+    },
     close(reason?: string) {
       if (socket.readyState === WebSocket.CLOSED || socket.readyState === WebSocket.CLOSING) return;
       closedHere = true;

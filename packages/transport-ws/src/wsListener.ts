@@ -211,6 +211,8 @@ export class WsListener {
             client.lastActive = performance.now();
             channel.send(message);
           },
+          pause: () => channel.pause?.(),
+          resume: () => channel.resume?.(),
           close: (reason) => channel.close(reason),
         };
         options.onChannel(tracked, origin === undefined ? { remote } : { remote, origin });

@@ -16,7 +16,7 @@ describe('fsError', () => {
     ['EEXIST', 'PATH_EXISTS'],
     ['ENOTEMPTY', 'DIRECTORY_NOT_EMPTY'],
     ['EXDEV', 'INVALID_ARGUMENT'],
-    ['ENOSPC', 'TOO_LARGE'],
+    ['ENOSPC', 'DISK_FULL'],
     ['EIO', 'INTERNAL'],
   ])('maps %s to %s, keeping the original as cause and out of the message', (errno, code) => {
     const original = sysError(errno);

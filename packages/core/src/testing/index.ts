@@ -5,3 +5,4 @@ export { eventually } from './eventually.js';
 export { rejection } from './rejection.js';
 export { followStdout } from './followStdout.js';
 export { CuttableProxy, type ProxiedConnection } from './cuttableProxy.js';
+export { mountSmallDisk, type SmallDisk } from './smallDisk.js';
