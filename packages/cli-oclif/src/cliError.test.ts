@@ -14,6 +14,10 @@ describe('describeError', () => {
     expect(describeError(new TetherError('CONNECTION_LOST', 'connection refused: nothing there')).json.error.message).toBe('connection refused: nothing there');
     expect(describeError(new TetherError('UNAUTHORIZED', 'bad token')).json.error.message).toBe('unauthorized: bad token');
     expect(describeError(new TetherError('UNKNOWN_MACHINE', 'gpu9?')).json.error.message).toBe('unknown machine: gpu9?');
+    // codex-remote retries on "timeout": a timed-out call says so in those words.
+    expect(describeError(new TetherError('TIMEOUT', 'the call timed out after 8s')).json.error.message).toBe('timeout: the call timed out after 8s');
+    expect(describeError(new TetherError('GATE_TIMEOUT', 'no GPU was free within 30m')).json.error.message).toBe('timeout: no GPU was free within 30m');
+    expect(describeError(new TetherError('TIMEOUT', 'timeout waiting for x')).json.error.message).toBe('timeout waiting for x');
   });
 
   it('points at the local daemon for local connection failures, at machine check for others', () => {

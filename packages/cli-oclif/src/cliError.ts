@@ -46,18 +46,26 @@ export const EXIT_CODES: Readonly<Record<string, number>> = {
   ABORTED: 130,
 };
 
-/** The phrases agents triage on; a message of that code always contains its phrase. */
+/**
+ * The phrases agents triage on (codex-remote's, see the README's *codex-remote parity*); a
+ * message of that code always contains its phrase. `connection reset by peer`, `connection
+ * refused` and `timeout` are the ones codex-remote retries on.
+ */
 const PHRASES: Readonly<Record<string, RegExp>> = {
   UNKNOWN_MACHINE: /unknown machine/,
   UNAUTHORIZED: /unauthorized/,
   EXEC_NOT_FOUND: /exec_id not found/,
   CONNECTION_LOST: /connection (refused|reset by peer)/,
+  TIMEOUT: /timeout/,
+  GATE_TIMEOUT: /timeout/,
 };
 const PREFIXES: Readonly<Record<string, string>> = {
   UNKNOWN_MACHINE: 'unknown machine: ',
   UNAUTHORIZED: 'unauthorized: ',
   EXEC_NOT_FOUND: 'exec_id not found: ',
   CONNECTION_LOST: 'connection reset by peer: ',
+  TIMEOUT: 'timeout: ',
+  GATE_TIMEOUT: 'timeout: ',
 };
 
 const brand = Symbol.for('tether.CliError');

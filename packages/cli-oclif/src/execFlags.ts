@@ -206,3 +206,18 @@ async function uploadScript(file: string, machine: SpecTarget['machine']): Promi
 function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
+
+/** `--project P --ref R` (exec run and exec start): a fresh git worktree of P at R, as codex-remote's. */
+export const projectFlags = {
+  project: Flags.string({ description: 'run in a fresh git worktree of this project (projects: in the machine config), removed after; needs --ref' }),
+  ref: Flags.string({ description: 'with --project: the branch, tag or commit to check out', dependsOn: ['project'] }),
+};
+
+/** The project and ref given, checked as codex-remote words it (`ref is required when project_id is set`). */
+export function projectOption(flags: { project?: string | undefined; ref?: string | undefined }): { project: string; ref: string } | undefined {
+  if (flags.project === undefined) return undefined;
+  if (flags.ref === undefined || flags.ref === '') {
+    throw new CliError('USAGE', `ref is required when project_id is set: --project ${flags.project} needs --ref`, { hint: `e.g. --project ${flags.project} --ref main (a branch, tag or commit)` });
+  }
+  return { project: flags.project, ref: flags.ref };
+}

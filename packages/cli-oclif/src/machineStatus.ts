@@ -27,6 +27,16 @@ export interface MachineStatus {
    * is false and `error`/`hint` say why): `{"ok":false,"code","message","dir","since","retries","hint"}`.
    */
   readonly store?: Record<string, unknown>;
+  /** The daemon's TCP port as configured (`daemon_port`, or the port of a ws machine's `addr`); absent when none is (the local daemon's socket, an ssh bridge, a relay). */
+  readonly daemon_port?: number;
+  /** Where the daemon is reached directly (a ws machine's `addr`), as codex-remote's check reports it. */
+  readonly daemon_addr?: string;
+  /**
+   * Why it failed. When the machine was reached (its SSH login worked, or it has no SSH) but its
+   * daemon did not answer, the message carries a phrase agents triage on: its own (`unauthorized`,
+   * `connection refused`, `connection reset by peer`, `timeout`), else codex-remote's
+   * `daemon not healthy: ` before it.
+   */
   readonly error?: string;
   /** What to do about `error` (the hint the CLI prints with that error). */
   readonly hint?: string;
@@ -39,10 +49,12 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
   const checkedAt = new Date().toISOString();
   const deadline = Date.now() + timeoutMs;
   let transport: string | null = name === 'local' ? 'local' : null;
+  let endpoint: { daemon_port?: number; daemon_addr?: string } = {};
   try {
     if (name !== 'local') {
       const configured = (await machines.config()).machines.find((m) => m.config.name === name);
       transport = configured?.config.transport ?? null;
+      if (configured) endpoint = endpointOf(configured.config);
     }
     const opened = await withTimeout(machines.open(name, { connectTimeoutMs: timeoutMs }), deadline, name);
     const started = performance.now();
@@ -59,18 +71,24 @@ export async function checkMachine(machines: Machines, name: string, timeoutMs: 
       checked_at: checkedAt,
       daemon_version: info.version,
       ...(health.store && !health.store.ok ? storeFailure(storeStatus(health.store)) : {}),
+      ...endpoint,
     };
   } catch (error) {
     const { json } = describeError(error, { machine: name, ...(transport === null ? {} : { transport }) });
+    const sshOk = transport === 'ssh' ? await sshWorks(machines, name, error, deadline) : null;
+    const relayOk = transport === 'cloud' ? relayWorked(error) : undefined;
+    // codex-remote's two findings: SSH itself fails, or the machine is reached and its daemon is not healthy.
+    const reached = sshOk !== false && relayOk !== false && !checkCouldNotRun(error);
     return {
       name,
       transport,
-      ssh_ok: transport === 'ssh' ? await sshWorks(machines, name, error, deadline) : null,
-      ...(transport === 'cloud' ? { relay_ok: relayWorked(error) } : {}),
+      ssh_ok: sshOk,
+      ...(relayOk !== undefined ? { relay_ok: relayOk } : {}),
       daemon_ok: false,
       latency_ms: null,
       checked_at: checkedAt,
-      error: json.error.message,
+      ...endpoint,
+      error: reached && !TRIAGED.test(json.error.message) ? `${NOT_HEALTHY}${json.error.message}` : json.error.message,
       hint: json.error.hint,
       failure: error,
     };
@@ -114,6 +132,19 @@ const NOT_A_CHECK = new Set(['USAGE', 'INVALID_ARGUMENT', 'CONFIG_INVALID', 'UNK
 export function checkCouldNotRun(failure: unknown): boolean {
   const code = (failure as { code?: unknown } | null)?.code;
   return typeof code === 'string' && NOT_A_CHECK.has(code);
+}
+
+const NOT_HEALTHY = 'daemon not healthy: ';
+/** Messages that already carry one of the phrases agents triage on keep their own words. */
+const TRIAGED = /daemon not healthy|unauthorized|connection (refused|reset by peer)|timeout|unknown machine/;
+
+/** The daemon's port and direct address as the machine's config gives them. */
+function endpointOf(config: Readonly<Record<string, unknown>>): { daemon_port?: number; daemon_addr?: string } {
+  if (typeof config['daemon_port'] === 'number') return { daemon_port: config['daemon_port'] };
+  const addr = config['addr'];
+  if (typeof addr !== 'string') return {};
+  const port = /^(?:(?:wss?|https?):\/\/)?(?:\[[^\]]*\]|[^/:]+):(\d+)(?:\/|$)/.exec(addr)?.[1];
+  return { ...(port === undefined ? {} : { daemon_port: Number(port) }), daemon_addr: addr };
 }
 
 /** Whether the relay answered and took the client credential, as the cloud transport's failure says (a pairing or session failure implies it did). */

@@ -28,6 +28,8 @@ export interface MonitorOptions {
   readonly signal?: AbortSignal;
   /** Called with every event to print, in order. */
   readonly emit: (event: MonitorEvent) => void;
+  /** Fields added to a finished execution's summary (`exec watch` adds its `artifacts`). */
+  readonly summaryExtra?: (state: ExecutionState) => Promise<Readonly<Record<string, unknown>> | undefined>;
 }
 
 export type MonitorLog = LogRecord & { readonly exec_id?: string };
@@ -45,6 +47,7 @@ export interface MonitorSummary {
   readonly exit_code: number | null;
   readonly duration_ms: number;
   readonly last_seq: number;
+  readonly artifacts?: unknown;
 }
 export type MonitorEvent = MonitorLog | MonitorIdle | MonitorSummary;
 
@@ -122,6 +125,7 @@ export async function monitor(machine: MachineApi, options: MonitorOptions): Pro
       exit_code: over ? state.exitCode : null,
       duration_ms: durationMs(state),
       last_seq: w.cursor,
+      ...(over && options.summaryExtra ? await options.summaryExtra(state).catch(() => undefined) : undefined),
     };
     summaries.push(summary);
     options.emit(summary);

@@ -57,7 +57,7 @@ export async function projectMirror(machines: Machines, machine: string, project
   const entry = (projects as Record<string, string | { mirror: string }> | undefined)?.[project];
   if (entry === undefined) {
     const known = Object.keys(projects ?? {});
-    throw new CliError('INVALID_ARGUMENT', `--project: machine ${machine} has no project ${project}`, {
+    throw new CliError('INVALID_ARGUMENT', `unknown project_id: ${project} (machine ${machine} has no project ${project})`, {
       hint: known.length > 0 ? `projects of ${machine}: ${known.join(', ')}` : `add it to ${config.path}: ${machine === 'local' ? 'projects' : `machines[…].projects`}: { ${project}: /path/to/${project}.git }`,
     });
   }

@@ -25,6 +25,11 @@ export interface ResultJson {
   readonly stdout_bytes: number;
   readonly stderr_bytes: number;
   readonly last_seq: number;
+  /** The variables given to the execution (`--env`, and defaults such as PYTHONUNBUFFERED), as codexd shows them. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** With --project: codex-remote's names for the project and the ref given. */
+  readonly project_id?: string;
+  readonly ref?: string;
   /** With --project: the project, the ref given and the commit it ran at. */
   readonly project?: { readonly name: string; readonly ref: string; readonly commit: string };
   /** With --notify-cmd/--notify-url: the outcome of each (empty until delivered or given up). */
@@ -64,6 +69,8 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
     stdout_bytes: state.bytes.stdout + state.bytes.pty,
     stderr_bytes: state.bytes.stderr,
     last_seq: state.lastSeq,
+    ...envOf(state),
+    ...(state.spec?.labels?.['tether.project'] !== undefined ? { project_id: state.spec.labels['tether.project'], ref: state.spec.labels['tether.ref'] ?? '' } : {}),
     ...(state.spec?.labels?.['tether.project'] !== undefined
       ? { project: { name: state.spec.labels['tether.project'], ref: state.spec.labels['tether.ref'] ?? '', commit: state.spec.labels['tether.commit'] ?? '' } }
       : {}),
@@ -74,6 +81,12 @@ export function resultJson(state: ExecutionState, machine: string, defaultCwd: s
     ...(state.backendRef ? { backend_ref: state.backendRef } : {}),
     ...(state.status === 'queued' && state.queueReason ? { queue_reason: state.queueReason } : {}),
   };
+}
+
+/** The execution's own variables (those of a project's wrapper left out). */
+function envOf(state: ExecutionState): { env?: Record<string, string> } {
+  const entries = Object.entries(state.spec?.env ?? {}).filter(([k]) => !k.startsWith('TETHER_PROJECT'));
+  return entries.length > 0 ? { env: Object.fromEntries(entries) } : {};
 }
 
 /** The command as the user gave it: the shell string, or the argv quoted for a shell. */

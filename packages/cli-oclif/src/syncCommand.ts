@@ -91,6 +91,13 @@ export abstract class SyncCommand extends TetherCommand {
       bar?.done();
       this.emit({
         ok: result.ok,
+        // codex-remote's echo of the request.
+        mode: direction,
+        machine: flags.machine,
+        src: flags.src,
+        dst: flags.dst,
+        delete: flags.delete,
+        exclude: flags.exclude ?? [],
         files: result.files,
         bytes: result.bytes,
         deleted: result.deleted,

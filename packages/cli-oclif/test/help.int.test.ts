@@ -32,6 +32,7 @@ describe('help and the manifest', () => {
         'daemon:stop',
         'dashboard',
         'exec:cancel',
+        'exec:doctor',
         'exec:list',
         'exec:logs',
         'exec:result',

@@ -76,10 +76,12 @@ describe('the local daemon', () => {
     const before = (await cli.run(['daemon', 'status'])).json();
     expect(before).toEqual({
       running: true,
+      ok: true,
       pid: expect.any(Number),
       version: '0.1.0',
       uptime_ms: expect.any(Number),
       active: expect.any(Number),
+      store: { ok: true },
       data_dir: cli.stateDir,
       socket: join(cli.stateDir, 'daemon.sock'),
       log: join(cli.stateDir, 'daemon.log'),

@@ -52,6 +52,8 @@ describe('exec start --project --ref', () => {
     const result = await finished(id);
     expect(result).toMatchObject({ end_reason: 'exited', exit_code: 0, cmd, project: { name: 'demo', ref: 'v1', commit: git(mirror, 'rev-parse', 'v1') } });
     expect(result['artifacts']).toEqual({ files: ['out/model.pt'] });
+    // codex-remote's names for them, beside project.
+    expect(result).toMatchObject({ project_id: 'demo', ref: 'v1' });
     const lines = (await cli.run(['exec', 'logs', '--id', id, '--tail-lines', '10'])).lines().map((l) => l.line);
     expect(lines[0]).toBe('v1');
     const dir = lines[1]!;
@@ -65,6 +67,16 @@ describe('exec start --project --ref', () => {
     const result = await finished(started.json()['exec_id']);
     expect(result).toMatchObject({ exit_code: 0, project: { ref: 'main' } });
     expect((await cli.run(['exec', 'logs', '--id', result['exec_id']])).lines().map((l) => l.line)).toEqual(['inside', 'v2']);
+  });
+
+  it('exec run --project --ref too (as codex-remote): streams the output from the worktree and exits with its code', async () => {
+    const run = await cli.run(['exec', 'run', '--project', 'demo', '--ref', 'v1', '--cmd', 'cat version.txt; exit 3']);
+    expect(run.code, run.stderr).toBe(3);
+    const lines = run.lines();
+    expect(lines.filter((l) => l['type'] === 'log' && l['stream'] === 'stdout').map((l) => l['line'])).toEqual(['v1']);
+    expect(lines.at(-1)).toMatchObject({ type: 'finished', exit_code: 3 });
+    expect((await cli.run(['exec', 'result', '--id', lines[0]!['exec_id']])).json()).toMatchObject({ project_id: 'demo', ref: 'v1' });
+    expect(worktrees()).toBe(1);
   });
 
   it('a cancelled project execution leaves no worktree', async () => {
@@ -85,7 +97,10 @@ describe('exec start --project --ref', () => {
     const noMirror = await cli.run(['exec', 'start', '--project', 'broken', '--ref', 'main', '--cmd', 'echo never']);
     expect([noMirror.code, noMirror.error().message]).toEqual([2, expect.stringContaining('no such directory')]);
     const unknown = await cli.run(['exec', 'start', '--project', 'other', '--ref', 'main', '--cmd', 'echo never']);
-    expect(unknown.error()).toMatchObject({ code: 'INVALID_ARGUMENT', hint: expect.stringContaining('demo') });
+    expect(unknown.error()).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/^unknown project_id: other/), hint: expect.stringContaining('demo') });
+    // codex-remote's wording for a project without a ref.
+    const noRef = await cli.run(['exec', 'start', '--project', 'demo', '--cmd', 'echo never']);
+    expect([noRef.code, noRef.stdout, noRef.error().code, noRef.error().message]).toEqual([2, '', 'USAGE', expect.stringMatching(/^ref is required when project_id is set/)]);
     const after = (await cli.run(['exec', 'list', '--limit', '100'])).json()['execs'].filter((e: { cmd: string }) => e.cmd === 'echo never').length;
     expect(after).toBe(before);
     expect(worktrees()).toBe(1);

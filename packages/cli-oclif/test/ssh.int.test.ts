@@ -204,6 +204,7 @@ describe('calls through the daemon', () => {
       latency_ms: expect.any(Number),
       checked_at: expect.stringMatching(RFC3339),
       daemon_version: '0.1.0',
+      daemon_port: boxPort,
     });
     const bare = await cli.run(['machine', 'check', '--machine', 'bare']);
     expect(bare.code).toBe(0);
@@ -304,7 +305,7 @@ describe('sync', () => {
 
     const push = await cli.run(['sync', 'push', '--machine', 'box', '--src', `${src}/`, '--dst', '~/synced', '--exclude', '*.log']);
     expect(push.code, push.stderr).toBe(0);
-    expect(push.json()).toEqual({ ok: true, files: 4, bytes, deleted: 0, links: 0, skipped: [] });
+    expect(push.json()).toEqual({ ok: true, mode: 'push', machine: 'box', src: `${src}/`, dst: '~/synced', delete: false, exclude: ['*.log'], files: 4, bytes, deleted: 0, links: 0, skipped: [] });
     expect(push.stderr).toBe(''); // no progress bar: stderr is not a terminal
     expect(sha256Tree(join(remoteHome, 'synced'))).toEqual(expected);
     expect(statSync(join(remoteHome, 'synced', 'sub', 'deep', 'c.txt')).mode & 0o777).toBe(0o600);
@@ -312,7 +313,7 @@ describe('sync', () => {
     const pulled = join(cli.root, 'pulled', 'copy');
     const pull = await cli.run(['sync', 'pull', '--machine', 'box', '--src', '~/synced/', '--dst', pulled]);
     expect(pull.code, pull.stderr).toBe(0);
-    expect(pull.json()).toEqual({ ok: true, files: 4, bytes, deleted: 0, links: 0, skipped: [] });
+    expect(pull.json()).toEqual({ ok: true, mode: 'pull', machine: 'box', src: '~/synced/', dst: pulled, delete: false, exclude: [], files: 4, bytes, deleted: 0, links: 0, skipped: [] });
     expect(sha256Tree(pulled)).toEqual(expected);
 
     const again = await cli.run(['sync', 'push', '--machine', 'box', '--src', `${src}/`, '--dst', '~/synced', '--exclude', '*.log']);

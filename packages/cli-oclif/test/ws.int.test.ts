@@ -57,6 +57,8 @@ describe('machines over ws', () => {
       latency_ms: expect.any(Number),
       checked_at: expect.stringMatching(RFC3339),
       daemon_version: '0.1.0',
+      daemon_port: Number(new URL(daemon.url).port),
+      daemon_addr: daemon.url,
     });
   });
 
@@ -70,6 +72,8 @@ describe('machines over ws', () => {
       daemon_ok: false,
       latency_ms: null,
       checked_at: expect.stringMatching(RFC3339),
+      daemon_port: expect.any(Number),
+      daemon_addr: expect.any(String),
       error: expect.stringMatching(/^unauthorized/),
       hint: expect.stringMatching(/token/),
     });
@@ -116,6 +120,7 @@ describe('exec on box', () => {
       pid: expect.any(Number),
       cmd: 'echo remote; echo warn >&2; exit 5',
       cwd: process.cwd(), // the daemon's (it runs in this test process)
+      env: { PYTHONUNBUFFERED: '1' }, // what remote machines give every execution (codexd's default)
       started_at: started!['started_at'],
       finished_at: expect.stringMatching(RFC3339),
       duration_ms: expect.any(Number),

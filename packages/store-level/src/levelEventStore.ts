@@ -696,6 +696,7 @@ export class LevelEventStore implements EventStore {
   }
 
   async #write(batch: GroupBatch): Promise<void> {
+    if (this.#failure) return this.#rejectQueued(batch, this.#failure.error);
     const ops = batch.ops;
     for (const entry of batch.checkpoints) {
       const snapshot = batch.latest.get(entry);
@@ -708,11 +709,11 @@ export class LevelEventStore implements EventStore {
       this.#fail(error, batch);
       return;
     }
-    if (this.#failure) {
-      // Not possible (one write at a time, and a failure empties the queue), but a write that
-      // lands after a failure must not be acknowledged: the reopen may drop it.
-      batch.reject(this.#failure.error);
-      return;
+    const failedMeanwhile = this.#failure as Failure | undefined; // set by another write during the await
+    if (failedMeanwhile) {
+      // Another write (a prune) failed meanwhile: this one may sit behind a torn record in the
+      // log, which the reopen would drop, so it is not acknowledged (and its events are removed).
+      return this.#rejectQueued(batch, failedMeanwhile.error);
     }
     this.#stats.writes++;
     this.#stats.checkpoints += checkpoints;
@@ -827,9 +828,12 @@ export class LevelEventStore implements EventStore {
    * and reopening LevelDB in place once there is room (see `#recoverFromFailure`).
    */
   #fail(error: unknown, batch: GroupBatch): void {
-    const failed = this.#enterFailure(error);
-    const batches = [batch, ...this.#queue.splice(0)];
-    for (const rejected of batches) {
+    this.#rejectQueued(batch, this.#enterFailure(error));
+  }
+
+  /** Rejects `batch` and every queued batch; the streams they touched go back to what was written. */
+  #rejectQueued(batch: GroupBatch, failed: TetherError): void {
+    for (const rejected of [batch, ...this.#queue.splice(0)]) {
       rejected.queued = false;
       for (const entry of rejected.latest.keys()) this.#rollBack(entry);
       rejected.reject(failed);

@@ -160,17 +160,22 @@ describe('surviving a killed SSH connection', () => {
       const sshd = route === 'forward' ? sshdA : sshdB;
       const machine = remote(transport, machineConfig(`${USER}@127.0.0.1:${sshd.port}`, route === 'bridge' ? { bridge_cmd: bridgeCmd() } : {}));
       const hashFile = join(dir, `producer-${route}.sha256`);
-      // 24 MiB produced over a couple of seconds, so that the cuts land while it is still running.
-      const produce = 'for i in $(seq 1 96); do head -c 256K /dev/urandom; sleep 0.02; done';
+      // 24 MiB in three parts; the producer holds each part back until the test has cut the
+      // connection that carried the one before, so every cut is followed by output that can only
+      // arrive over a new connection (however fast the producer runs beside the follower).
+      const gates = [join(dir, `gate-${route}-1`), join(dir, `gate-${route}-2`)];
+      const waitFor = (file: string) => `while [ ! -e ${file} ]; do sleep 0.02; done`;
+      const produce = `{ head -c ${4 * MiB} /dev/urandom; ${waitFor(gates[0]!)}; head -c ${8 * MiB} /dev/urandom; ${waitFor(gates[1]!)}; head -c ${12 * MiB} /dev/urandom; }`;
       const run = await machine.exec.start({ command: `${produce} | tee >(sha256sum > ${hashFile})`, shell: 'bash' });
       const connectionsBefore = machine.connections;
 
-      const cutsAt = [2 * MiB, 10 * MiB];
+      const cutsAt = [4 * MiB, 12 * MiB];
       const kills: Array<Promise<number>> = [];
       const received = await followStdout(machine, run.id, (bytes) => {
         if (cutsAt.length > 0 && bytes >= cutsAt[0]!) {
           cutsAt.shift();
-          kills.push(sshd.killSessions());
+          const gate = gates[kills.length]!;
+          kills.push(sshd.killSessions().then(async (killed) => (await writeFile(gate, ''), killed)));
         }
       });
       expect(cutsAt).toEqual([]);

@@ -1,7 +1,7 @@
 import type { ExecStartParams, MachineApi } from '@tether/core';
 import { loadRuntime } from '../../runtimeLoader.js';
 import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
-import { execSpecFlags, specFromFlags, specTarget, textFormatFlag } from '../../execFlags.js';
+import { execSpecFlags, projectFlags, projectOption, specFromFlags, specTarget, textFormatFlag } from '../../execFlags.js';
 import { rfc3339 } from '../../duration.js';
 import { LineSplitter } from '../../lineSplitter.js';
 import { CliError, describeError } from '../../cliError.js';
@@ -19,13 +19,15 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     { description: 'Run a local script file remotely with bash', command: '<%= config.bin %> exec run --machine gpu1 --shell bash --script ./setup.sh' },
     { description: 'On every machine labelled gpu', command: "<%= config.bin %> exec run --machine @gpu --cmd 'nvidia-smi -L'" },
   ];
-  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags, format: textFormatFlag };
+  static override flags = { machine: fanOutMachineFlag('lines carry "machine"'), ...execSpecFlags, ...projectFlags, format: textFormatFlag };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(ExecRun);
     this.useConfig(flags.config);
+    const project = projectOption(flags);
     const { isFanOut, resolveTargets, forEachTarget } = await import('../../fanOut.js');
     if (isFanOut(flags.machine)) {
+      if (project !== undefined) throw new CliError('USAGE', '--project takes one machine', { hint: 'run it on each machine on its own' });
       const machines = await this.machines();
       const targets = await resolveTargets(machines, flags.machine);
       const code = await forEachTarget(
@@ -42,7 +44,12 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     // One machine: text on a terminal (or --format text), JSON lines in a pipe. (Fan-out: always JSON, each line naming its machine.)
     this.useFormat(flags.format);
     const opened = await this.openMachine(flags.machine);
-    const spec = await specFromFlags(flags, specTarget(opened));
+    let spec = await specFromFlags(flags, specTarget(opened));
+    if (project !== undefined) {
+      const { projectMirror, projectSpec } = await import('../../project.js');
+      const mirror = await projectMirror(await this.machines(), opened.name, project.project);
+      spec = await projectSpec(opened.machine, spec, { ...project, mirror, ...(flags.cwd !== undefined ? { subdir: flags.cwd } : {}) });
+    }
     const code = await this.#runOn(opened.machine, spec, (value) => this.#show(value), flags.machine, true);
     process.exitCode = code;
   }

@@ -2,7 +2,7 @@ import { Flags } from '@oclif/core';
 import { TetherCommand, fanOutMachineFlag } from '../../baseCommand.js';
 import { CliError } from '../../cliError.js';
 import type { ExecStartParams } from '@tether/core';
-import { execSpecFlags, specFromFlags, specTarget, type ExecSpecFlagValues } from '../../execFlags.js';
+import { execSpecFlags, projectFlags, projectOption, specFromFlags, specTarget, type ExecSpecFlagValues } from '../../execFlags.js';
 
 export default class ExecStart extends TetherCommand {
   static override summary = 'Start a command and return at once; it keeps running.';
@@ -23,8 +23,7 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     ...execSpecFlags,
     id: Flags.string({ description: 'a key of your choosing (1-128 of A-Z a-z 0-9 . _ : -) that makes the start idempotent' }),
     'notify-cmd': Flags.string({ description: 'when it ends, the daemon runs this shell command on the machine with the summary JSON on stdin' }),
-    project: Flags.string({ description: 'run in a fresh git worktree of this project (projects: in the machine config), removed after', dependsOn: ['ref'] }),
-    ref: Flags.string({ description: 'with --project: the branch, tag or commit to check out', dependsOn: ['project'] }),
+    ...projectFlags,
     'notify-url': Flags.string({ description: 'when it ends, the daemon POSTs the summary JSON to this http(s) URL (retried with backoff)' }),
   };
 
@@ -33,18 +32,19 @@ Give --id KEY to make a retry safe: a start repeated with the same id returns th
     this.useConfig(flags.config);
     const notify = { ...(flags['notify-cmd'] !== undefined ? { command: flags['notify-cmd'] } : {}), ...(flags['notify-url'] !== undefined ? { url: flags['notify-url'] } : {}) };
     const extra = { ...(flags.id !== undefined ? { id: flags.id } : {}), ...(Object.keys(notify).length > 0 ? { notify } : {}) };
+    const project = projectOption(flags);
     const { isFanOut } = await import('../../fanOut.js');
     if (isFanOut(flags.machine)) {
-      if (flags.project !== undefined) throw new CliError('USAGE', '--project takes one machine', { hint: 'start it on each machine on its own' });
+      if (project !== undefined) throw new CliError('USAGE', '--project takes one machine', { hint: 'start it on each machine on its own' });
       return this.#fanOut(flags, extra);
     }
     const opened = await this.openMachine(flags.machine);
     const { machine, name } = opened;
     let spec = await specFromFlags(flags, specTarget(opened));
-    if (flags.project !== undefined) {
+    if (project !== undefined) {
       const { projectMirror, projectSpec } = await import('../../project.js');
-      const mirror = await projectMirror(await this.machines(), name, flags.project);
-      spec = await projectSpec(machine, spec, { project: flags.project, ref: flags.ref!, mirror, ...(flags.cwd !== undefined ? { subdir: flags.cwd } : {}) });
+      const mirror = await projectMirror(await this.machines(), name, project.project);
+      spec = await projectSpec(machine, spec, { ...project, mirror, ...(flags.cwd !== undefined ? { subdir: flags.cwd } : {}) });
     }
     const state = await machine.exec.start({ ...spec, ...extra });
     if (state.endReason === 'failed_to_start') {

@@ -6,7 +6,7 @@ import { parseDuration } from '../../duration.js';
 
 export default class ExecWatch extends TetherCommand {
   static override summary = 'Follow executions from a durable cursor, printing only what is worth acting on; exit with the exit code.';
-  static override description = `Prints {"type":"log","stream","line","seq"} for each line after --after-seq (with no --after-seq: from each execution's current end, as codex-remote's watch does; --full replays from the start), live as they come, then {"type":"summary","exec_id","status","end_reason","exit_code","duration_ms","last_seq"}.
+  static override description = `Prints {"type":"log","stream","line","seq"} for each line after --after-seq (with no --after-seq: from each execution's current end, as codex-remote's watch does; --full replays from the start), live as they come, then {"type":"summary","exec_id","status","end_reason","exit_code","duration_ms","last_seq","artifacts"?} (artifacts: the .codex/artifacts.json the command left, as exec result shows it).
 
 last_seq is the cursor: "exec watch --after-seq <last_seq>" continues exactly where this one stopped, with nothing missed and nothing twice. It stops when the execution finishes (and exits with its exit code, like exec run), when a line matches --until-pattern, after --max-events lines, after --idle without output (an {"type":"idle","exec_id","idle_ms","last_seq"} line, exit 125), or after --timeout (exit 0 while it still runs). It stops between events, so it may print a few lines past --max-events, and a line cut by the stop is printed in two parts across two watches.
 
@@ -32,6 +32,10 @@ Monitors: --on-pattern RE (repeatable) prints only the lines that match one of t
     idle: Flags.string({ description: 'stop with an idle event (exit 125) when a running execution prints nothing for this long (30s, 10m)' }),
     'max-events': Flags.integer({ description: 'stop after this many lines', min: 1 }),
     timeout: Flags.string({ description: 'stop watching after this long (500ms, 10s, 5m); the execution goes on' }),
+    // codex-remote's watch polls (--poll, fetching --tail bytes each time); tether's is pushed every
+    // event from a durable cursor, so both are accepted and change nothing.
+    poll: Flags.string({ description: 'accepted for codex-remote compatibility; no effect (lines are pushed as they come, not polled)', hidden: false }),
+    tail: Flags.integer({ description: 'accepted for codex-remote compatibility; no effect (nothing is re-fetched)', min: 0 }),
   };
 
   async run(): Promise<void> {
@@ -46,9 +50,11 @@ Monitors: --on-pattern RE (repeatable) prints only the lines that match one of t
     const untilPattern = flags['until-pattern'] === undefined ? undefined : regex(flags['until-pattern'], 'until-pattern');
     const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, 'timeout');
     const idleMs = flags.idle === undefined ? undefined : parseDuration(flags.idle, 'idle');
+    if (flags.poll !== undefined) parseDuration(flags.poll, 'poll');
     if (idleMs !== undefined && idleMs <= 0) throw new CliError('INVALID_ARGUMENT', '--idle must be longer than 0', { hint: 'e.g. --idle 10m' });
     const { machine } = await this.openMachine(flags.machine);
     const { monitor, activeExecutions } = await loadRuntime();
+    const { artifactsOf } = await import('../../project.js');
     const result = await monitor(machine, {
       ids: flags['all-running'] ? await activeExecutions(machine) : [...new Set(ids)],
       stream: flags.stream as 'stdout' | 'stderr' | 'both',
@@ -61,6 +67,11 @@ Monitors: --on-pattern RE (repeatable) prints only the lines that match one of t
       ...(timeoutMs !== undefined ? { timeoutMs } : {}),
       until: flags.until as 'any' | 'all',
       emit: (event) => this.emit(event),
+      // As codex-remote's watch: the artifacts manifest (.codex/artifacts.json) in the summary.
+      summaryExtra: async (state) => {
+        const artifacts = await artifactsOf(machine, state);
+        return artifacts === undefined ? undefined : { artifacts };
+      },
     });
     if (result.exitCode !== 0) process.exitCode = result.exitCode;
   }

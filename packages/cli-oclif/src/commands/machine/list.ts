@@ -7,12 +7,14 @@ import { formatTable } from '../../output.js';
 export default class MachineList extends TetherCommand {
   static override summary = 'List the machines and check each one.';
   static override description =
-    'Checks local and every configured machine, --parallel at a time, and prints {"total","ssh_ok","daemon_ok","failed","checked_at","machines":[Status…]} (counts of machines whose SSH / daemon answered, and of those that did not), each Status as machine check prints it. --format table prints a table for people.';
+    'Checks local and every configured machine, --parallel at a time (machine ls is the same), and prints {"total","ssh_ok","daemon_ok","failed","checked_at","machines":[Status…]} (counts of machines whose SSH / daemon answered, and of those that did not), each Status as machine check prints it. --format table prints a table for people.';
   static override examples = [
     { description: 'Check every machine', command: '<%= config.bin %> machine list' },
     { description: 'As a table, 8 at a time, 3 seconds each', command: '<%= config.bin %> machine list --format table --parallel 8 --timeout 3s' },
   ];
+  static override aliases = ['machine:ls'];
   static override flags = {
+    json: Flags.boolean({ description: 'JSON output (the default; accepted as codex-remote takes it)', default: false, exclusive: ['format'] }),
     parallel: Flags.integer({ description: 'machines checked at once', default: 4, min: 1, max: 64 }),
     timeout: Flags.string({ description: 'give up on a machine after this long', default: '8s' }),
     format: Flags.string({ description: 'output format', options: ['json', 'table'], default: 'json' }),
