@@ -6,36 +6,11 @@
 // Measured: `tether exec result --id X` and `tether exec run --cmd true`, with the client runtime
 // bundle (the default build) and without it (TETHER_NO_BUNDLE=1: the plain modules).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { cliSandbox } from './cliSandbox.mjs';
 import { summary } from './timing.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
-const cliRoot = dirname(dirname(fileURLToPath(import.meta.resolve('@tether/cli'))));
-const bin = join(cliRoot, 'bin', 'run.js');
-
-const root = mkdtempSync(join(tmpdir(), 'tether-cli-bench-'));
-mkdirSync(join(root, 'home'));
-const env = {
-  ...process.env,
-  HOME: join(root, 'home'),
-  XDG_CONFIG_HOME: join(root, 'config'),
-  XDG_STATE_HOME: join(root, 'state'),
-  XDG_DATA_HOME: join(root, 'data'),
-  XDG_CACHE_HOME: join(root, 'cache'),
-  NODE_ENV: 'production',
-};
-delete env.TETHER_NO_BUNDLE;
-
-function tether(args, extraEnv = {}) {
-  const t0 = process.hrtime.bigint();
-  const out = spawnSync(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, cwd: env.HOME, encoding: 'utf8' });
-  const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (out.status !== 0) throw new Error(`tether ${args.join(' ')} exited ${out.status}: ${out.stderr}`);
-  return { elapsed, stdout: out.stdout };
-}
+const { tether, remove } = cliSandbox('tether-cli-bench');
 
 try {
   // Start the local daemon and record one execution to look up.
@@ -74,6 +49,10 @@ try {
   );
   process.stdout.write(`${JSON.stringify({ bench: 'cli', results })}\n`);
 } finally {
-  spawnSync(process.execPath, [bin, 'daemon', 'stop'], { env });
-  rmSync(root, { recursive: true, force: true });
+  try {
+    tether(['daemon', 'stop']);
+  } catch {
+    // no daemon left to stop
+  }
+  remove();
 }

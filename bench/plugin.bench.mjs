@@ -6,40 +6,15 @@
 //    (the default: one copy of core in the process);
 //  - the same with TETHER_NO_SHARED_CORE=1: the plugin resolves the package's own core, a
 //    second copy beside the bundle's (how it was before).
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cliRoot, cliSandbox } from './cliSandbox.mjs';
 import { summary } from './timing.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
-const cliRoot = dirname(dirname(fileURLToPath(import.meta.resolve('@tether/cli'))));
-const bin = join(cliRoot, 'bin', 'run.js');
 const fixture = join(cliRoot, 'test', 'fixtures', 'tether-plugin-peer');
-
-const root = mkdtempSync(join(tmpdir(), 'tether-plugin-bench-'));
-mkdirSync(join(root, 'home'));
-mkdirSync(join(root, 'config', 'tether'), { recursive: true });
-const env = {
-  ...process.env,
-  HOME: join(root, 'home'),
-  XDG_CONFIG_HOME: join(root, 'config'),
-  XDG_STATE_HOME: join(root, 'state'),
-  XDG_DATA_HOME: join(root, 'data'),
-  XDG_CACHE_HOME: join(root, 'cache'),
-  NODE_ENV: 'production',
-};
-delete env.TETHER_NO_BUNDLE;
-delete env.TETHER_NO_SHARED_CORE;
-
-function tether(args, extraEnv = {}) {
-  const t0 = process.hrtime.bigint();
-  const out = spawnSync(process.execPath, [bin, ...args], { env: { ...env, ...extraEnv }, cwd: env.HOME, encoding: 'utf8' });
-  const elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (out.status !== 0) throw new Error(`tether ${args.join(' ')} exited ${out.status}: ${out.stderr}`);
-  return { elapsed, stdout: out.stdout };
-}
+const { root, tether, remove } = cliSandbox('tether-plugin-bench');
 
 try {
   const packed = JSON.parse(execFileSync('npm', ['pack', '--pack-destination', root, '--json'], { cwd: fixture, encoding: 'utf8' }));
@@ -74,5 +49,5 @@ try {
   );
   process.stdout.write(`${JSON.stringify({ bench: 'plugin', results })}\n`);
 } finally {
-  rmSync(root, { recursive: true, force: true });
+  remove();
 }

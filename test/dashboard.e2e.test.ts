@@ -56,13 +56,15 @@ exit 0
   return command;
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string }> {
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
+    let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout }));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -86,7 +88,15 @@ beforeAll(async () => {
     plugins: [processPlugin, { plugin: gpuPlugin, config: { command: fakeGpu(gpuDir), cacheMs: 0 } }],
   });
   mkdirSync(join(root, 'config', 'tether'), { recursive: true });
-  writeFileSync(join(root, 'config', 'tether', 'config.yaml'), `machines:\n  - name: box\n    addr: ${daemon.url}\n    token_file: ${daemon.tokenFile}\n`);
+  // "gone": a machine whose daemon does not answer (nothing listens on its port).
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const gonePort = (closed.address() as AddressInfo).port;
+  await new Promise((resolve) => closed.close(resolve));
+  writeFileSync(
+    join(root, 'config', 'tether', 'config.yaml'),
+    `machines:\n  - name: box\n    addr: ${daemon.url}\n    token_file: ${daemon.tokenFile}\n  - name: gone\n    addr: ws://127.0.0.1:${gonePort}\n    token_file: ${daemon.tokenFile}\n`,
+  );
 
   listener = createServer((req, res) => {
     hits.push(`${req.method} ${req.url}`);
@@ -155,6 +165,10 @@ describe('tether dashboard in Chromium', () => {
     expect(await box.textContent()).toMatch(/\d+ ms/); // latency
     expect(await box.textContent()).toMatch(/\d+\.\d+\.\d+/); // the daemon's version
     expect(await page.locator('[data-testid=machine-row][data-machine=local]').textContent()).toContain('local');
+    // A machine that does not answer says so, with the reason.
+    const gone = page.locator('[data-testid=machine-row][data-machine=gone][data-daemon-ok=false]');
+    await gone.waitFor();
+    expect(await gone.locator('.error').textContent()).toMatch(/refused|ECONNREFUSED/i);
     // Refreshed live: the GPU turning busy shows up without a reload.
     await expect.poll(() => box.textContent(), POLL).toContain('H100 80GB HBM3: 0 %');
     writeFileSync(join(gpuDir, 'busy'), '');
@@ -344,6 +358,33 @@ describe('tether dashboard in Chromium', () => {
       expect(dialogs, how).toEqual([]);
       expect(hits, how).toEqual([]);
     }
+  });
+
+  it('tether dashboard: a taken port or a bad --listen is a JSON error (exit 2); off loopback it warns', async () => {
+    const taken = await run(['dashboard', '--listen', new URL(login.origin).host]);
+    expect([taken.code, taken.stdout]).toEqual([2, '']);
+    expect(JSON.parse(taken.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('address in use'), hint: expect.stringContaining('--listen') } });
+    // Off loopback it serves, and says what that exposes.
+    const wide = spawn(process.execPath, [BIN, 'dashboard', '--listen', '0.0.0.0:0'], { env, stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise((resolve) => wide.once('exit', resolve));
+    try {
+      const first = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        wide.stdout!.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('\n')) resolve(out.split('\n')[0]!);
+        });
+        wide.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+      });
+      expect(JSON.parse(first)).toMatchObject({ url: expect.stringContaining('/login?token='), warning: expect.stringMatching(/plain HTTP.*127\.0\.0\.1/) });
+    } finally {
+      wide.kill('SIGTERM');
+      await exited;
+    }
+    expect(login).not.toHaveProperty('warning'); // on loopback (the launch of beforeAll)
+    const bad = await run(['dashboard', '--listen', 'nowhere']);
+    expect([bad.code, bad.stdout]).toEqual([2, '']);
+    expect(JSON.parse(bad.stderr.trim().split('\n').at(-1)!)).toMatchObject({ error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('host:port') } });
   });
 
   it('a foreign page in the same browser cannot act on the dashboard (CSRF)', async () => {

@@ -12,6 +12,8 @@ const skip = 'skip' in disk ? disk.skip : undefined;
 
 let cli: CliEnv | undefined;
 afterAll(async () => {
+  // The daemon's state is on the small disk (not in the env's own state dir): stop that one.
+  if (!skip) await cli?.run(['daemon', 'stop'], { env: { XDG_STATE_HOME: (disk as SmallDisk).dir } });
   await cli?.cleanup();
   if (!skip) await (disk as SmallDisk).unmount();
 });

@@ -115,13 +115,17 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
         .poll(async () => (await cli.run(['exec', 'logs', '--id', id, '--full'])).lines().length, { timeout: 30_000, interval: 100 })
         .toBeGreaterThan(0);
     }
+    // And one still pending in the DOWN partition: it starts (and ends) while no daemon runs.
+    const pending = (await cli.run(['exec', 'start', '--backend', 'slurm', '--partition', 'held', '--cmd', 'echo ran-unwatched; exit 5'])).json();
+    await expect.poll(async () => (await cli.run(['exec', 'result', '--id', pending['exec_id']])).json()['queue_reason'], { timeout: 30_000, interval: 100 }).toBe('PartitionDown');
     const status = (await cli.run(['daemon', 'status'])).json();
     expect(status).toMatchObject({ running: true });
     process.kill(status['pid'], 'SIGKILL');
     await expect.poll(() => isAlive(status['pid']), { timeout: 10_000, interval: 50 }).toBe(false);
 
-    // Meanwhile one job ends; and the next daemon runs executions on Slurm by default.
+    // Meanwhile one job ends, the pending one runs; and the next daemon runs executions on Slurm by default.
     writeFileSync(gate('go-early'), '');
+    await cluster.slurm('scontrol', ['update', 'PartitionName=held', 'State=UP']);
     cli.writeConfig(config('daemon:\n  default_backend: slurm'));
 
     const watched = await cli.run(['exec', 'watch', '--id', early['exec_id'], '--full']);
@@ -140,6 +144,13 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
     expect(seqs[3]).toBeGreaterThan(seqs[2]!);
     expect(lateWatched.lines().at(-1)).toMatchObject({ type: 'summary', end_reason: 'exited', exit_code: 0 });
+
+    const unwatched = await cli.run(['exec', 'watch', '--id', pending['exec_id'], '--full']);
+    expect(unwatched.lines().filter((l) => l['type'] === 'log').map((l) => l['line'])).toEqual(['ran-unwatched']);
+    expect(unwatched.lines().at(-1)).toMatchObject({ type: 'summary', end_reason: 'exited', exit_code: 5 });
+    const pendingState = (await cli.run(['exec', 'result', '--id', pending['exec_id']])).json();
+    expect(pendingState).toMatchObject({ backend_ref: { partition: 'held', nodes: cluster.node } });
+    expect(pendingState['started_at']).not.toBeNull();
 
     // default_backend: slurm in the daemon's config.
     const plain = await cli.run(['exec', 'run', '--cmd', 'echo "job=${SLURM_JOB_ID:-none}"']);

@@ -2,4 +2,4 @@
 export { startDashboard, type Dashboard, type DashboardOptions } from './dashboardServer.js';
 export type { MachineCheck, MachineDirectory } from './machineDirectory.js';
 export { listExecutions, type ExecutionRow, type ListQuery, type ListResult } from './executionList.js';
-export { CSP } from './security.js';
+export { CSP, isLoopback } from './security.js';

@@ -36,7 +36,7 @@ import {
   stateKey,
   streamOfIndexKey,
 } from './keys.js';
-import { openStoreDatabase, type StoreDatabase } from './openStoreDatabase.js';
+import { LEVEL_OPTIONS, openStoreDatabase, type StoreDatabase } from './openStoreDatabase.js';
 import { applyOutputCap } from './outputCap.js';
 import { hasRoomToReopen, writeFailure } from './writeFailure.js';
 
@@ -61,6 +61,11 @@ export interface LevelEventStoreOptions {
    */
   readonly retryMinMs?: number;
   readonly retryMaxMs?: number;
+  /**
+   * LevelDB's write buffer (memtable) size. Default 32 MiB: fewer, larger level-0 files (see
+   * the README). Smaller values make LevelDB compact sooner (tests of a compaction that fails).
+   */
+  readonly writeBufferBytes?: number;
 }
 
 export interface PruneOptions {
@@ -220,6 +225,7 @@ export class LevelEventStore implements EventStore {
   readonly #syncMs: number;
   readonly #retryMinMs: number;
   readonly #retryMaxMs: number;
+  readonly #writeBufferBytes: number;
 
   readonly #entries = new Map<string, StreamEntry>();
   /** Per stream, appends waiting for the stream to load, in call order. */
@@ -250,6 +256,7 @@ export class LevelEventStore implements EventStore {
     this.#syncMs = options.syncIntervalMs;
     this.#retryMinMs = options.retryMinMs;
     this.#retryMaxMs = options.retryMaxMs;
+    this.#writeBufferBytes = options.writeBufferBytes;
   }
 
   /**
@@ -265,8 +272,9 @@ export class LevelEventStore implements EventStore {
       syncIntervalMs: checkCount(options.syncIntervalMs ?? DEFAULT_SYNC_MS, 'syncIntervalMs', 1),
       retryMinMs: checkCount(options.retryMinMs ?? DEFAULT_RETRY_MIN_MS, 'retryMinMs', 1),
       retryMaxMs: checkCount(options.retryMaxMs ?? DEFAULT_RETRY_MAX_MS, 'retryMaxMs', 1),
+      writeBufferBytes: checkCount(options.writeBufferBytes ?? LEVEL_OPTIONS.writeBufferSize, 'writeBufferBytes', 64 * 1024),
     };
-    const db = await openStoreDatabase(dir);
+    const db = await openStoreDatabase(dir, resolved.writeBufferBytes);
     const store = new LevelEventStore(db, resolve(dir), resolved);
     try {
       await store.#recover();
@@ -905,7 +913,7 @@ export class LevelEventStore implements EventStore {
         failure.closed = true;
         await this.#db.close();
       }
-      this.#db = await openStoreDatabase(this.#dir);
+      this.#db = await openStoreDatabase(this.#dir, this.#writeBufferBytes);
       failure.closed = false;
       this.#stats.reopens++;
       await this.#db.batch(this.#cleanUpRejected(failure), { sync: true });

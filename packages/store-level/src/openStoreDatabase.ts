@@ -41,10 +41,10 @@ function corrupt(dir: string, what: string, cause?: unknown): TetherError {
  * `createIfMissing` only for a new store and is never repaired; when its open fails, the info
  * log it rotates on the way is put back, so a refused directory is left byte-for-byte as it was.
  */
-export async function openStoreDatabase(location: string): Promise<StoreDatabase> {
+export async function openStoreDatabase(location: string, writeBufferSize: number = LEVEL_OPTIONS.writeBufferSize): Promise<StoreDatabase> {
   const dir = resolve(location);
   const entries = await listDirectory(dir);
-  if (entries === undefined || entries.length === 0) return create(dir);
+  if (entries === undefined || entries.length === 0) return create(dir, writeBufferSize);
 
   const marker = await readFile(join(dir, MARKER_FILE), 'utf8').catch((error: unknown) => {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -58,13 +58,13 @@ export async function openStoreDatabase(location: string): Promise<StoreDatabase
   }
   checkMarker(dir, marker, `the ${MARKER_FILE} file`);
   if (!entries.includes('CURRENT')) {
-    if (entries.every((name) => CREATION_LEFTOVERS.has(name))) return create(dir);
+    if (entries.every((name) => CREATION_LEFTOVERS.has(name))) return create(dir, writeBufferSize);
     throw corrupt(dir, "LevelDB's CURRENT file is missing");
   }
 
   const infoLog = await saveInfoLog(dir);
   // abstract-level starts opening on the next tick after construction, with these options.
-  const db: StoreDatabase = new ClassicLevel(dir, { ...LEVEL_OPTIONS, keyEncoding: 'view', valueEncoding: 'view', createIfMissing: false });
+  const db: StoreDatabase = new ClassicLevel(dir, { writeBufferSize, keyEncoding: 'view', valueEncoding: 'view', createIfMissing: false });
   try {
     await db.open({ createIfMissing: false, errorIfExists: false });
   } catch (error) {
@@ -110,7 +110,7 @@ function checkMarker(dir: string, text: string, where: string): void {
   if (marker.version !== FORMAT_VERSION) throw corrupt(dir, `its store format ${marker.version} is unknown`);
 }
 
-async function create(dir: string): Promise<StoreDatabase> {
+async function create(dir: string, writeBufferSize: number): Promise<StoreDatabase> {
   try {
     await mkdir(dir, { recursive: true });
     // The marker file goes first: a creation cut short leaves a directory that is recognised as
@@ -129,7 +129,7 @@ async function create(dir: string): Promise<StoreDatabase> {
       { cause: error },
     );
   }
-  const db: StoreDatabase = new ClassicLevel(dir, { ...LEVEL_OPTIONS, keyEncoding: 'view', valueEncoding: 'view' });
+  const db: StoreDatabase = new ClassicLevel(dir, { writeBufferSize, keyEncoding: 'view', valueEncoding: 'view' });
   try {
     await db.open({ createIfMissing: true });
   } catch (error) {

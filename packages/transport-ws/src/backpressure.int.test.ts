@@ -135,28 +135,42 @@ function closed(ws: WebSocket): Promise<void> {
   });
 }
 
+/**
+ * Sends `requests` pipelined calls on a raw connection that reads nothing: the daemon must back
+ * up within the one-client bound, keep serving another client, then answer every call once the
+ * connection reads again. Returns the RSS figures and the replies.
+ */
+async function unreadPipeline(request: (id: number) => { method: string; params: unknown }, requests: number) {
+  const before = logCount(BACKED_UP);
+  const baseline = rssOf(daemon.child.pid!);
+  const sampler = new RssSampler(daemon.child.pid!);
+  const { ws, replies } = await rawClient();
+  ws.pause();
+  for (let id = 0; id < requests; id++) ws.send(JSON.stringify({ jsonrpc: '2.0', id, ...request(id) }));
+  await backedUpOrOver(sampler, before + 1, ONE_CLIENT_BOUND);
+  // Another client is served meanwhile.
+  expect(await machine.health()).toMatchObject({ ok: true });
+  const attackPeak = sampler.peak;
+  expect(attackPeak).toBeLessThanOrEqual(ONE_CLIENT_BOUND);
+  // Now it reads: every reply comes. (While it reads as fast as it can, the RSS also holds
+  // garbage the collector has not reclaimed yet.)
+  ws.resume();
+  await eventually(() => replies.size === requests, 60_000, 'every reply read');
+  const peak = sampler.stop();
+  expect(peak).toBeLessThanOrEqual(ONE_CLIENT_BOUND + 128 * MiB);
+  await closed(ws);
+  return { baseline, attackPeak, peak, replies };
+}
+
 describe('a client that never reads its replies', () => {
   it('(a) pipelined exec/read of 64 MiB pages: pages cut to 4 MiB, requests no longer read once 8 MiB wait', async () => {
     await freshDaemon();
-    const before = logCount(BACKED_UP);
-    const baseline = rssOf(daemon.child.pid!);
-    const sampler = new RssSampler(daemon.child.pid!);
-    const { ws, replies } = await rawClient();
-    ws.pause();
     const requests = 32;
-    for (let id = 0; id < requests; id++) {
-      ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'exec/read', params: { id: bigId, afterSeq: 0, limit: 10_000, maxBytes: 64 * MiB } }));
-    }
-    await backedUpOrOver(sampler, before + 1, ONE_CLIENT_BOUND);
-    // Another client is served meanwhile.
-    expect(await machine.health()).toMatchObject({ ok: true });
-    const attackPeak = sampler.peak;
-    expect(attackPeak).toBeLessThanOrEqual(ONE_CLIENT_BOUND);
-    // Now it reads: every reply comes, each a page of at most 4 MiB of output. (While it reads
-    // as fast as it can, the RSS also holds garbage the collector has not reclaimed yet.)
-    ws.resume();
-    await eventually(() => replies.size === requests, 60_000, 'every reply read');
-    const peak = sampler.stop();
+    const { baseline, attackPeak, peak, replies } = await unreadPipeline(
+      () => ({ method: 'exec/read', params: { id: bigId, afterSeq: 0, limit: 10_000, maxBytes: 64 * MiB } }),
+      requests,
+    );
+    // Each reply is a page of at most 4 MiB of output.
     for (const reply of replies.values()) {
       const bytes = (reply.result.events as Array<{ type: string; data: { data: string } }>)
         .filter((e) => e.type === 'OutputProduced')
@@ -165,8 +179,6 @@ describe('a client that never reads its replies', () => {
       expect(bytes).toBeLessThanOrEqual(4 * MiB + 256 * 1024);
     }
     console.log(`[figures] (a) ${requests} pipelined exec/read (maxBytes 64 MiB), unread: daemon RSS ${mib(baseline)} -> peak ${mib(attackPeak)}; ${mib(peak)} once read at full speed`);
-    expect(peak).toBeLessThanOrEqual(ONE_CLIENT_BOUND + 128 * MiB);
-    await closed(ws);
   }, 120_000);
 
   it('(b) labels and command lines are bounded at exec/start; exec/list replies are pages of about 4 MiB', async () => {
@@ -198,24 +210,10 @@ describe('a client that never reads its replies', () => {
     expect(pages).toBeGreaterThanOrEqual(2);
     console.log(`[figures] (b) daemon RSS after 20 starts of ~320 KiB specs and the listing ${mib(rssOf(daemon.child.pid!))}`);
 
-    const before = logCount(BACKED_UP);
-    const baseline = rssOf(daemon.child.pid!);
-    const sampler = new RssSampler(daemon.child.pid!);
-    const { ws, replies } = await rawClient();
-    ws.pause();
     const requests = 32;
-    for (let id = 0; id < requests; id++) ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: 'exec/list', params: { limit: 20 } }));
-    await backedUpOrOver(sampler, before + 1, ONE_CLIENT_BOUND);
-    expect(await machine.health()).toMatchObject({ ok: true });
-    const attackPeak = sampler.peak;
-    expect(attackPeak).toBeLessThanOrEqual(ONE_CLIENT_BOUND);
-    ws.resume();
-    await eventually(() => replies.size === requests, 60_000, 'every reply read');
-    const peak = sampler.stop();
+    const { baseline, attackPeak, peak, replies } = await unreadPipeline(() => ({ method: 'exec/list', params: { limit: 20 } }), requests);
     for (const reply of replies.values()) expect(reply.result.items.length).toBeGreaterThan(0);
     console.log(`[figures] (b) ${requests} pipelined exec/list over 20 executions of ~320 KiB specs, unread: daemon RSS ${mib(baseline)} -> peak ${mib(attackPeak)}; ${mib(peak)} once read at full speed`);
-    expect(peak).toBeLessThanOrEqual(ONE_CLIENT_BOUND + 128 * MiB);
-    await closed(ws);
   }, 120_000);
 
   it('(d) 50 follows per connection that never read, on 1 and 8 connections: bounded, and released at close', async () => {

@@ -24,8 +24,8 @@ export interface JobProcessOptions {
   readonly tailMs: number;
   /** Output bytes already recorded, per stream: reading starts there. */
   readonly resume?: { readonly stdout: number; readonly stderr: number };
-  /** Re-attaching to a job already known to be running. */
-  readonly alreadyRunning?: boolean;
+  /** Re-attaching to a job already known to have started: where it runs (or ran). */
+  readonly alreadyRunning?: BackendRef;
 }
 
 /** Consecutive rounds in which Slurm does not list the job before it counts as lost. */
@@ -72,8 +72,9 @@ export class JobProcess implements RunningProcess {
     if (options.alreadyRunning) {
       this.#phase = 'running';
       this.#ran = true;
+      this.#nodes = options.alreadyRunning['nodes'] ?? '';
       this.queue$.complete();
-      this.#resolveRunning(undefined);
+      this.#resolveRunning(options.alreadyRunning);
     } else {
       void this.#watchForOutput();
     }

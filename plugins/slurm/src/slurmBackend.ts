@@ -102,7 +102,8 @@ export class SlurmBackend implements ProcessBackend {
         watcher: this.#watcher,
         tailMs: this.#config.tailMs,
         resume: request.resume,
-        alreadyRunning: phaseOf(job.state) !== 'queued',
+        // Started while no daemon watched: its nodes are recorded with the start.
+        ...(phaseOf(job.state) !== 'queued' ? { alreadyRunning: { ...(job.nodes && job.nodes !== '(null)' ? { nodes: job.nodes } : {}), partition: job.partition } } : {}),
       });
       results.set(request.id, { process });
     }

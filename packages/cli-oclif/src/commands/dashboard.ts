@@ -7,7 +7,7 @@ export default class Dashboard extends TetherCommand {
   static override summary = 'Serve a web dashboard of the machines, their executions, live logs and GPUs.';
   static override description = `Holds connections to local and every configured machine (SSH connections reused) and serves a web app on --listen (loopback by default): machines and their health, executions across machines with filters, one execution with its live log (cancel, signal, download), GPUs over time.
 
-Prints {"url","origin","pid"} on stdout once serving: "url" is a one-time login link (it carries a token made for this launch, exchanged on first use for a session cookie). Runs until SIGINT or SIGTERM.`;
+Prints {"url","origin","pid"} on stdout once serving (+ "warning" when --listen is not a loopback address): "url" is a one-time login link (it carries a token made for this launch, exchanged on first use for a session cookie). Runs until SIGINT or SIGTERM.`;
   static override examples = [
     { description: 'Serve on 127.0.0.1:8787 and open the browser', command: '<%= config.bin %> dashboard --open' },
     { description: 'Another port', command: '<%= config.bin %> dashboard --listen 127.0.0.1:9000' },
@@ -28,7 +28,7 @@ Prints {"url","origin","pid"} on stdout once serving: "url" is a one-time login 
       cliName: this.config.name,
       packages: () => this.config.getPluginsList(),
     });
-    const { startDashboard } = await import('@tether/dashboard');
+    const { startDashboard, isLoopback } = await import('@tether/dashboard');
     let dashboard;
     try {
       dashboard = await startDashboard({ machines: machines.directory(), host, port });
@@ -38,7 +38,11 @@ Prints {"url","origin","pid"} on stdout once serving: "url" is a one-time login 
       if (code === 'EADDRINUSE') throw new CliError('INVALID_ARGUMENT', `address in use: ${flags.listen}`, { hint: 'choose another port with --listen 127.0.0.1:PORT (0 picks a free one)' });
       throw error;
     }
-    this.emit({ url: dashboard.loginUrl, origin: dashboard.origin, pid: process.pid });
+    // Off loopback the page is plain HTTP: the login link and the cookie cross the network readable.
+    const warning = isLoopback(host.replace(/^\[|\]$/g, ''))
+      ? undefined
+      : `serving ${flags.listen} over plain HTTP: anyone on the network path can read the login link and the session cookie; prefer 127.0.0.1 and an SSH tunnel (ssh -L 8787:127.0.0.1:8787 HOST)`;
+    this.emit({ url: dashboard.loginUrl, origin: dashboard.origin, pid: process.pid, ...(warning ? { warning } : {}) });
     if (flags.open) openBrowser(dashboard.loginUrl);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

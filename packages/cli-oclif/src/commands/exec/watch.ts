@@ -34,7 +34,7 @@ Monitors: --on-pattern RE (repeatable) prints only the lines that match one of t
     timeout: Flags.string({ description: 'stop watching after this long (500ms, 10s, 5m); the execution goes on' }),
     // codex-remote's watch polls (--poll, fetching --tail bytes each time); tether's is pushed every
     // event from a durable cursor, so both are accepted and change nothing.
-    poll: Flags.string({ description: 'accepted for codex-remote compatibility; no effect (lines are pushed as they come, not polled)', hidden: false }),
+    poll: Flags.string({ description: 'accepted for codex-remote compatibility; no effect (lines are pushed as they come, not polled)' }),
     tail: Flags.integer({ description: 'accepted for codex-remote compatibility; no effect (nothing is re-fetched)', min: 0 }),
   };
 
