@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RFC3339, cliEnv, eventually, type CliEnv } from './support.js';
+import { RFC3339, alive, cliEnv, eventually, type CliEnv } from './support.js';
 
 let cli: CliEnv;
 beforeAll(() => {
@@ -98,6 +98,27 @@ describe('the local daemon', () => {
     const again = await cli.run(['exec', 'result', '--id', earlier]);
     expect(again.json()).toMatchObject({ exec_id: earlier, status: 'finished', exit_code: 0, stdout_bytes: 5 });
     expect((await cli.run(['daemon', 'status'])).json()['pid']).not.toBe(before['pid']);
+  });
+
+  it('daemon stop leaves a running command running and the next daemon records its real end; --cancel-running cancels it', async () => {
+    const gate = join(cli.home, 'go-after-stop');
+    const kept = (await cli.run(['exec', 'start', '--cmd', `echo one; while [ ! -e ${gate} ]; do sleep 0.05; done; echo two; exit 4`])).json()['exec_id'] as string;
+    await eventually(async () => ((await cli.run(['exec', 'logs', '--id', kept, '--full'])).lines().length > 0 ? true : undefined));
+    const pid = (await cli.run(['exec', 'result', '--id', kept])).json()['pid'] as number;
+    expect((await cli.run(['daemon', 'stop'])).json()).toMatchObject({ stopped: true, cancel_running: false });
+    expect(daemonPids(cli.stateDir)).toEqual([]);
+    expect(alive(pid)).toBe(true);
+    writeFileSync(gate, '');
+    const watched = await cli.run(['exec', 'watch', '--id', kept, '--full']);
+    expect(watched.lines().filter((l) => l['type'] === 'log').map((l) => l['line'])).toEqual(['one', 'two']);
+    expect(watched.lines().at(-1)).toMatchObject({ type: 'summary', end_reason: 'exited', exit_code: 4 });
+
+    const doomed = (await cli.run(['exec', 'start', '--cmd', 'echo up; sleep 300'])).json()['exec_id'] as string;
+    await eventually(async () => ((await cli.run(['exec', 'logs', '--id', doomed, '--full'])).lines().length > 0 ? true : undefined));
+    const doomedPid = (await cli.run(['exec', 'result', '--id', doomed])).json()['pid'] as number;
+    expect((await cli.run(['daemon', 'stop', '--cancel-running'])).json()).toMatchObject({ stopped: true, cancel_running: true });
+    expect(alive(doomedPid)).toBe(false);
+    expect((await cli.run(['exec', 'result', '--id', doomed])).json()).toMatchObject({ status: 'finished', end_reason: 'cancelled' });
   });
 });
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { slurmAvailability, startSlurmCluster, type SlurmCluster } from '@tether/plugin-slurm/testing';
-import { BIN, cliEnv, type CliEnv } from './support.js';
+import { BIN, alive, cliEnv, type CliEnv } from './support.js';
 
 const availability = await slurmAvailability();
 const skipReason = availability.ok ? '' : ` (skipped: ${availability.reason})`;
@@ -104,6 +104,28 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     }
   });
 
+  it('daemon stop leaves Slurm jobs running for the next daemon; daemon stop --cancel-running cancels them', async () => {
+    const gate = join(cluster.dir, 'shared', 'go-stopped');
+    const job = (await cli.run(['exec', 'start', '--backend', 'slurm', '--cmd', `echo one; while [ ! -e ${gate} ]; do sleep 0.1; done; echo two; exit 3`])).json();
+    await expect.poll(async () => (await cli.run(['exec', 'logs', '--id', job['exec_id'], '--full'])).lines().length, { timeout: 30_000, interval: 100 }).toBeGreaterThan(0);
+    const jobId = (await cli.run(['exec', 'result', '--id', job['exec_id']])).json()['backend_ref']['jobId'] as string;
+    const stopped = await cli.run(['daemon', 'stop']);
+    expect(stopped.json()).toMatchObject({ stopped: true, cancel_running: false });
+    // Slurm still runs it with no daemon there; it ends meanwhile and the next daemon records its real end.
+    expect(await cluster.slurm('squeue', ['-h', '-j', jobId, '-o', '%T'])).toMatch(/RUNNING/);
+    writeFileSync(gate, '');
+    const watched = await cli.run(['exec', 'watch', '--id', job['exec_id'], '--full']);
+    expect(watched.lines().filter((l) => l['type'] === 'log').map((l) => l['line'])).toEqual(['one', 'two']);
+    expect(watched.lines().at(-1)).toMatchObject({ type: 'summary', end_reason: 'exited', exit_code: 3 });
+
+    const doomed = (await cli.run(['exec', 'start', '--backend', 'slurm', '--cmd', 'echo started; sleep 300'])).json();
+    await expect.poll(async () => (await cli.run(['exec', 'logs', '--id', doomed['exec_id'], '--full'])).lines().length, { timeout: 30_000, interval: 100 }).toBeGreaterThan(0);
+    const doomedJob = (await cli.run(['exec', 'result', '--id', doomed['exec_id']])).json()['backend_ref']['jobId'] as string;
+    expect((await cli.run(['daemon', 'stop', '--cancel-running'])).json()).toMatchObject({ stopped: true, cancel_running: true });
+    expect((await cli.run(['exec', 'result', '--id', doomed['exec_id']])).json()).toMatchObject({ status: 'finished', end_reason: 'cancelled' });
+    await expect.poll(async () => (await cluster.slurm('squeue', ['-h', '-j', doomedJob, '-o', '%T']).catch(() => '')).trim(), { timeout: 30_000, interval: 200 }).not.toMatch(/RUNNING|PENDING/);
+  });
+
   it('the daemon killed while jobs run: the next daemon re-attaches by job id and the streams go on, nothing lost or repeated', async () => {
     const gate = (name: string) => join(cluster.dir, 'shared', name);
     // One job ends while no daemon runs, the other after the new daemon has started.
@@ -121,7 +143,7 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     const status = (await cli.run(['daemon', 'status'])).json();
     expect(status).toMatchObject({ running: true });
     process.kill(status['pid'], 'SIGKILL');
-    await expect.poll(() => isAlive(status['pid']), { timeout: 10_000, interval: 50 }).toBe(false);
+    await expect.poll(() => alive(status['pid']), { timeout: 10_000, interval: 50 }).toBe(false);
 
     // Meanwhile one job ends, the pending one runs; and the next daemon runs executions on Slurm by default.
     writeFileSync(gate('go-early'), '');
@@ -158,12 +180,3 @@ describe.skipIf(!availability.ok)(`tether with the Slurm backend${skipReason}`, 
     expect(existsSync(gate('go-late'))).toBe(true);
   });
 });
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

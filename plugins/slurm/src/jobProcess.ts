@@ -58,6 +58,8 @@ export class JobProcess implements RunningProcess {
   #paused = false;
   #signalled = false;
   #ended = false;
+  /** Let go of by a daemon that stops: the job runs on, the next daemon re-attaches by job id. */
+  #detached = false;
   #wake: (() => void) | undefined;
   #resolveRunning!: (ref: BackendRef | undefined) => void;
   #resolveExit!: (exit: ProcessExit) => void;
@@ -80,8 +82,10 @@ export class JobProcess implements RunningProcess {
     }
     this.output$ = new Observable<OutputChunk>((subscriber) => {
       let stopped = false;
-      void this.#tail((chunk) => subscriber.next(chunk), () => stopped).then(
-        () => subscriber.complete(),
+      void this.#tail((chunk) => subscriber.next(chunk), () => stopped || this.#detached).then(
+        () => {
+          if (!this.#detached) subscriber.complete();
+        },
         (error: unknown) => subscriber.error(error),
       );
       return () => {
@@ -93,7 +97,7 @@ export class JobProcess implements RunningProcess {
   }
 
   #update(info: JobInfo | undefined): void {
-    if (this.#phase === 'ended') return;
+    if (this.#phase === 'ended' || this.#detached) return;
     if (!info) {
       if (++this.#misses >= MISSES_BEFORE_LOST) void this.#end(undefined);
       return;
@@ -129,7 +133,7 @@ export class JobProcess implements RunningProcess {
    */
   async #watchForOutput(): Promise<void> {
     const from = { stdout: this.#options.resume?.stdout ?? 0, stderr: this.#options.resume?.stderr ?? 0 };
-    while (!this.#ran && this.#phase !== 'ended') {
+    while (!this.#ran && this.#phase !== 'ended' && !this.#detached) {
       const [out, err] = await Promise.all([fileSize(this.#options.files.stdout), fileSize(this.#options.files.stderr)]);
       if (out > from.stdout || err > from.stderr) {
         const where = await this.#whereItRuns();
@@ -150,7 +154,7 @@ export class JobProcess implements RunningProcess {
   }
 
   async #end(info: JobInfo | undefined): Promise<void> {
-    if (this.#phase === 'ended') return;
+    if (this.#phase === 'ended' || this.#detached) return;
     this.#phase = 'ended';
     this.#unwatch();
     this.queue$.complete();
@@ -265,6 +269,18 @@ export class JobProcess implements RunningProcess {
 
   resize(): void {
     throw new TetherError('NOT_A_TTY', 'a Slurm job has no terminal');
+  }
+
+  /**
+   * The daemon stops and leaves the job to Slurm: watching and reading stop here, `exit` and
+   * `output$` stay open (nothing is recorded as ended), and the next daemon's `reattach` goes on
+   * from the recorded output offsets by job id.
+   */
+  async detach(): Promise<void> {
+    if (this.#phase === 'ended') return;
+    this.#detached = true;
+    this.#unwatch();
+    this.#wake?.();
   }
 
   /**
