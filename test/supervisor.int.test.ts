@@ -214,6 +214,29 @@ describe('executions under supervisors across daemon deaths', () => {
     await eventually(() => supervisorsUnder(root).length === 0, 10_000, 'the supervisors left');
   });
 
+  it('after kill -9 and a restart, resize and signals reach a re-attached terminal and a re-attached pipe', async () => {
+    const { dataDir } = await newRoot();
+    let d = await daemon(dataDir);
+    const script = "trap 'echo \"size $(stty size)\"' WINCH; trap 'echo usr1; exit 9' USR1; echo ready; while :; do sleep 0.05; done";
+    const tty = await d.machine.exec.start({ command: script, shell: 'bash', tty: { cols: 80, rows: 24 } });
+    const pipe = await d.machine.exec.start({ command: "trap 'echo usr1; exit 8' USR1; echo ready; while :; do sleep 0.05; done", shell: 'bash' });
+    started.push(tty.id, pipe.id);
+    for (const id of [tty.id, pipe.id]) {
+      await eventually(async () => (await d.machine.exec.logs(id, { streams: ['stdout', 'pty'] })).lines.some((l) => l.line.includes('ready')), 10_000, 'it runs');
+    }
+    await killDaemon(d);
+
+    d = await daemon(dataDir);
+    await d.machine.exec.resize(tty.id, 100, 30);
+    await eventually(async () => (await d.machine.exec.logs(tty.id, { streams: ['pty'] })).lines.some((l) => l.line.includes('size 30 100')), 10_000, 'the resize reached the terminal');
+    await d.machine.exec.signal(tty.id, 'USR1');
+    await d.machine.exec.signal(pipe.id, 'SIGUSR1');
+    expect(await d.machine.exec.wait(tty.id)).toMatchObject({ endReason: 'exited', exitCode: 9 });
+    expect(await d.machine.exec.wait(pipe.id)).toMatchObject({ endReason: 'exited', exitCode: 8 });
+    expect((await d.machine.exec.logs(pipe.id)).lines.map((l) => l.line)).toEqual(['ready', 'usr1']);
+    for (const id of [tty.id, pipe.id]) expect(streamProblems(await eventsOf(d.machine, id))).toEqual([]);
+  });
+
   it('a state dir removed while no daemon runs: the supervisors end their commands and leave (nobody could attach again)', async () => {
     const { root, dataDir } = await newRoot();
     const d = await daemon(dataDir);
