@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import type { ExecutionState, RemoteMachine } from '@tether/core';
-import { processesOf } from '@tether/core/testing';
+import { liveProcesses, processesOf } from '@tether/core/testing';
 import { eventually } from './support.js';
 import { eventsOf, launchDaemonProcess, recordedHash, streamProblems, supervisorsUnder, type LaunchedDaemon } from './supervisorSupport.js';
 
@@ -53,17 +53,12 @@ interface Expected {
 /** The TETHER_EXEC_ID of every live process that has one. */
 function ourExecutionsInProc(): Set<string> {
   const ids = new Set<string>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
-      const entry = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').find((e) => e.startsWith('TETHER_EXEC_ID='));
-      if (entry) ids.add(entry.slice('TETHER_EXEC_ID='.length));
-    } catch {
-      // gone while we looked
-    }
-  }
+  // Collects while it looks: no pid is wanted, only the ids.
+  liveProcesses((pid) => {
+    const entry = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('TETHER_EXEC_ID='));
+    if (entry) ids.add(entry.slice('TETHER_EXEC_ID='.length));
+    return false;
+  });
   return ids;
 }
 
@@ -208,6 +203,15 @@ async function runLane(seed: number, count: number): Promise<{ problems: string[
   const exit = await last.exited;
   if (exit.code !== 0) problems.push(`the last daemon exited ${JSON.stringify(exit)}`);
   await d.machine.close().catch(() => undefined);
-  await eventually(() => supervisorsUnder(root).length === 0, 10_000, 'the supervisors left');
+  const lingering = await eventually(() => supervisorsUnder(root).length === 0, 20_000, 'the supervisors left').then(
+    () => [],
+    () => supervisorsUnder(root),
+  );
+  if (lingering.length > 0) {
+    const dir = join(dataDir, 'supervisors');
+    const files = readdirSync(dir).map((name) => (name.endsWith('.json') ? `${name} ${readFileSync(join(dir, name), 'utf8')}` : name)).join(' ');
+    const described = lingering.map((pid) => `${pid} (${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')})`);
+    problems.push(`supervisors still there after the last daemon stopped: ${described.join('; ')}; files: ${files}`);
+  }
   return { problems, kills, ran, executions: states.length };
 }

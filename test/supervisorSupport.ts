@@ -2,11 +2,12 @@
 // every execution runs under a supervisor), to SIGKILL and start again on the same data dir.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom, toArray } from 'rxjs';
 import type { RemoteMachine, StoredEvent } from '@tether/core';
+import { liveProcesses } from '@tether/core/testing';
 import { readToken, remoteMachine } from '@tether/transport-ws';
 
 export const DAEMON_MAIN = fileURLToPath(new URL('../packages/transport-ws/dist/daemonMain.js', import.meta.url));
@@ -92,18 +93,9 @@ export function recordedHash(events: readonly StoredEvent[], stream: 'stdout' | 
 
 /** Pids of live supervisors whose directory is under `root` (read from /proc). */
 export function supervisorsUnder(root: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
-      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      const dir = argv[argv.indexOf('--dir') + 1];
-      if (argv.some((a) => a.endsWith('supervisor/main.js')) && dir?.startsWith(root)) pids.push(Number(name));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return pids;
+  return liveProcesses((pid) => {
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const dir = argv[argv.indexOf('--dir') + 1];
+    return argv.some((a) => a.endsWith('supervisor/main.js')) && dir?.startsWith(root) === true;
+  });
 }

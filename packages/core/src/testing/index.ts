@@ -1,6 +1,6 @@
 // Contract suites for implementations of tether's ports. They use vitest.
 export { eventStoreContract, type EventStoreFactory } from './eventStoreContract.js';
-export { machineContract, processesOf, type MachineContractOptions, type MachineFactory, type MachineUnderTest } from './machineContract.js';
+export { liveProcesses, machineContract, processesOf, type MachineContractOptions, type MachineFactory, type MachineUnderTest } from './machineContract.js';
 export { eventually } from './eventually.js';
 export { rejection } from './rejection.js';
 export { followStdout } from './followStdout.js';

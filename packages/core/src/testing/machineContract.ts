@@ -23,13 +23,21 @@ export type MachineFactory = (options: { readonly workDir: string }) => Promise<
 /** Pids of live (non-zombie) processes tagged with this execution id (Linux /proc). */
 export function processesOf(execId: string): number[] {
   const tag = `TETHER_EXEC_ID=${execId}`;
+  return liveProcesses((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(tag));
+}
+
+/**
+ * Pids of live (non-zombie) processes for which `matches` holds (Linux /proc). A process that is
+ * gone while it is looked at, or whose files are not ours to read (`matches` throws), is left out.
+ */
+export function liveProcesses(matches: (pid: number) => boolean): number[] {
   const pids: number[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
       if (stat.charAt(stat.lastIndexOf(')') + 2) === 'Z') continue;
-      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').includes(tag)) pids.push(Number(name));
+      if (matches(Number(name))) pids.push(Number(name));
     } catch {
       // gone while we looked, or not ours to read
     }
