@@ -105,7 +105,16 @@ describe('exec: the fields and exit codes skills read', () => {
     });
     expect((await cli.run(['daemon', 'stop'])).json()).toMatchObject({ ok: true, stopped: true });
     expect(await exited).toBe(255);
-    expect(JSON.parse(stderr.trim().split('\n').at(-1)!).error).toMatchObject({ code: 'CONNECTION_LOST', hint: expect.stringMatching(/exec result/) });
+    const error = JSON.parse(stderr.trim().split('\n').at(-1)!).error;
+    expect(error).toMatchObject({ code: 'CONNECTION_LOST', message: expect.stringMatching(/may still be running/), hint: expect.stringMatching(/exec watch --id \S+ --after-seq [1-9]\d* goes on .* exec result --id/) });
+    // It does: the next daemon re-attaches, and the watch from that cursor goes on with nothing repeated.
+    const id = JSON.parse(stdout.split('\n')[0]!).exec_id as string;
+    const afterSeq = /--after-seq (\d+)/.exec(error.hint)![1]!;
+    expect((await cli.run(['exec', 'result', '--id', id])).json()).toMatchObject({ status: 'running' });
+    await cli.run(['exec', 'cancel', '--id', id]);
+    const rest = await cli.run(['exec', 'watch', '--id', id, '--after-seq', afterSeq]);
+    expect(logLines(rest.lines())).toEqual([]);
+    expect(rest.lines().at(-1)).toMatchObject({ type: 'summary', end_reason: 'cancelled' });
   });
 });
 

@@ -93,10 +93,12 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
     const onInterrupt = () => void machine.exec.cancel(id).catch(() => undefined);
     process.once('SIGINT', onInterrupt);
     const lines = new LineSplitter();
+    let lastSeq = 0;
     try {
       await new Promise<void>((resolve, reject) => {
         machine.exec.follow(id, 0).subscribe({
           next: (event) => {
+            lastSeq = event.seq;
             if (event.type === 'ExecutionStarted') showStarted(event.ts);
             else if (event.type === 'OutputProduced') for (const record of lines.push(event.data.stream, event.data.data, event.seq)) emit({ ...record });
           },
@@ -108,12 +110,14 @@ With several machines (--machine a,b or @label) it runs on all at once: every li
       // The daemon went away for good (stopped, or unreachable past the reconnect window, which
       // the machine already waited for): how the command ends is unknown here, so it counts as
       // lost (255, as ssh exits when its connection drops).
+      // The command itself runs on under its supervisor: the next daemon picks it up.
       const code = (error as { code?: unknown }).code;
       if (code !== 'CONNECTION_LOST' && code !== 'OUTCOME_UNKNOWN') throw error;
       for (const record of lines.flush()) emit({ ...record });
+      const on = machineName === 'local' ? '' : ` --machine ${machineName}`;
       this.reportError(
-        new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown`, {
-          hint: `once the daemon is back, tether exec result${machineName === 'local' ? '' : ` --machine ${machineName}`} --id ${id} tells how it ended`,
+        new CliError('CONNECTION_LOST', `${(error as Error).message}; the connection to the daemon was lost while ${id} ran, so how it ended is unknown here (it may still be running)`, {
+          hint: `once the daemon is back, tether exec watch${on} --id ${id} --after-seq ${lastSeq} goes on with its output and tether exec result${on} --id ${id} tells how it ended`,
           cause: error,
         }),
       );
