@@ -180,8 +180,9 @@ export function machineContract(name: string, factory: MachineFactory, workDirRo
       });
 
       it('cancels a whole process tree, including a child that ignores TERM and one that left the group', async () => {
-        const tree = await machine.exec.start({ command: `sleep 100 & (trap '' TERM; sleep 100) & setsid sleep 100 & echo ready; wait` });
-        await eventually(async () => (await machine.exec.get(tree.id)).bytes.stdout > 0);
+        // The subshell says when its trap is set: a TERM before that would end it, and no KILL would be needed.
+        const tree = await machine.exec.start({ command: `sleep 100 & (trap '' TERM; echo trapped; sleep 100) & setsid sleep 100 & echo ready; wait` });
+        await eventually(async () => (await machine.exec.logs(tree.id)).lines.map((l) => l.line).sort().join(' ') === 'ready trapped');
         await eventually(() => processesOf(tree.id).length >= 4);
         const result = await machine.exec.cancel(tree.id, { graceMs: 300 });
         expect(result.cancelled).toBe(true);
