@@ -2,7 +2,8 @@
 // (`tether daemon serve --relay … --environment bench`, also listening on loopback TCP), each a
 // child process; every number beside a floor measured in the same run:
 //  1. `exec true` round trip through the relay vs direct WS to the same daemon;
-//  2. 1 GiB of output followed through the relay vs direct WS (both persisted by the daemon);
+//  2. 1 GiB of output followed through the relay vs direct WS (both persisted by the daemon), with
+//     the CPU time the daemon process used for each (less sensitive to other load than MiB/s);
 //  3. scale: 1000 simulated registrations (WebSockets holding a registration, pinging every
 //     second) on the same relay: relay RSS, and the latency of a pairing (connect through the
 //     relay, TLS 1.3 with the pinned daemon, WebSocket upgrade inside) while they are held.
@@ -48,6 +49,12 @@ function rssMiB(pid) {
   return +(kb / 1024).toFixed(1);
 }
 
+/** CPU seconds (user + system) the process has used so far (/proc/PID/stat, in clock ticks of 1/100 s). */
+function cpuSeconds(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function followBytes(machine, id) {
   let bytes = 0;
   return new Promise((resolve, reject) =>
@@ -59,12 +66,14 @@ function followBytes(machine, id) {
   );
 }
 
-async function streamMiBs(machine) {
+/** MiB/s of a follow, and the daemon's CPU seconds per GiB followed. */
+async function streamMiBs(machine, daemonPid) {
+  const cpu0 = cpuSeconds(daemonPid);
   const t0 = process.hrtime.bigint();
   const run = await machine.exec.start({ argv: ['head', '-c', String(STREAM_BYTES), '/dev/zero'] });
   const bytes = await followBytes(machine, run.id);
   if (bytes !== STREAM_BYTES) throw new Error(`followed ${bytes} bytes, expected ${STREAM_BYTES}`);
-  return STREAM_BYTES / MiB / (ms(t0) / 1000);
+  return { mibs: STREAM_BYTES / MiB / (ms(t0) / 1000), cpuPerGiB: (cpuSeconds(daemonPid) - cpu0) / (STREAM_BYTES / 1024 ** 3) };
 }
 
 const children = [];
@@ -101,9 +110,10 @@ try {
   console.log(`exec true: through the relay p50 ${relayRtt.p50} ms p99 ${relayRtt.p99} ms | direct ws p50 ${directRtt.p50} ms p99 ${directRtt.p99} ms → ${(relayRtt.p50 / directRtt.p50).toFixed(2)}× (goal ≤ 1.3×)`);
 
   // 2. bulk output
-  const directMiBs = await streamMiBs(direct);
-  const relayMiBs = await streamMiBs(viaRelay);
+  const { mibs: directMiBs, cpuPerGiB: directCpu } = await streamMiBs(direct, daemon.child.pid);
+  const { mibs: relayMiBs, cpuPerGiB: relayCpu } = await streamMiBs(viaRelay, daemon.child.pid);
   console.log(`${STREAM_BYTES / MiB} MiB via exec.follow: through the relay ${relayMiBs.toFixed(0)} MiB/s | direct ws ${directMiBs.toFixed(0)} MiB/s → ${(relayMiBs / directMiBs).toFixed(2)}× (goal ≥ 0.8×)`);
+  console.log(`daemon CPU per GiB followed: through the relay ${relayCpu.toFixed(2)} s | direct ws ${directCpu.toFixed(2)} s → ${(relayCpu / directCpu).toFixed(2)}×`);
 
   // 3. scale: simulated registrations
   const names = Array.from({ length: REGISTRATIONS }, (_, i) => `sim-${String(i).padStart(4, '0')}`);
@@ -153,6 +163,8 @@ try {
         follow_relay_mib_s: +relayMiBs.toFixed(1),
         follow_direct_mib_s: +directMiBs.toFixed(1),
         follow_ratio: +(relayMiBs / directMiBs).toFixed(2),
+        daemon_cpu_s_per_gib_relay: +relayCpu.toFixed(2),
+        daemon_cpu_s_per_gib_direct: +directCpu.toFixed(2),
         registrations_online: online,
         relay_rss_idle_mib: relayIdleRss,
         relay_rss_registrations_mib: relayRss,

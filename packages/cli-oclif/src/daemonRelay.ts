@@ -1,6 +1,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { LogEntry } from '@tether/transport-ws';
+import type { Duplex } from 'node:stream';
+import type { AcceptOptions, LogEntry } from '@tether/transport-ws';
 import { CliError } from './cliError.js';
 import type { DaemonFiles } from './paths.js';
 
@@ -20,9 +21,15 @@ export const CREDENTIAL_ENV = 'TETHER_RELAY_CREDENTIAL';
  * Registers the daemon serving `files` with a relay: loads (or creates) the daemon's TLS identity
  * in its data dir, reads the enrolment credential (mode 0600; stored there from
  * $TETHER_RELAY_CREDENTIAL when the file does not exist yet) and starts a `RelayAgent` whose
- * sessions go to the daemon's Unix socket.
+ * sessions are handed to `listener` (the daemon in this process), or without one go to the
+ * daemon's Unix socket (a daemon in another process).
  */
-export async function startDaemonRelay(files: DaemonFiles, settings: DaemonRelaySettings, log: (entry: LogEntry) => void) {
+export async function startDaemonRelay(
+  files: DaemonFiles,
+  settings: DaemonRelaySettings,
+  log: (entry: LogEntry) => void,
+  listener?: { accept(stream: Duplex, options?: AcceptOptions): void },
+) {
   const cloud = await import('@tether/transport-cloud');
   const { readToken } = await import('@tether/transport-ws');
   const credentialFile = settings.credentialFile ?? join(files.dataDir, 'relay-credential');
@@ -45,7 +52,15 @@ export async function startDaemonRelay(files: DaemonFiles, settings: DaemonRelay
     const { readFile } = await import('node:fs/promises');
     relayCa = await readFile(settings.relayCaFile);
   }
-  const agent = cloud.RelayAgent.start({ relay: settings.relay, environment: settings.environment, credential, identity, target: files.socket, relayCa, log });
+  const agent = cloud.RelayAgent.start({
+    relay: settings.relay,
+    environment: settings.environment,
+    credential,
+    identity,
+    ...(listener ? { listener } : { target: files.socket }),
+    relayCa,
+    log,
+  });
   return { agent, fingerprint: identity.fingerprint, relay: cloud.relayBase(settings.relay) };
 }
 

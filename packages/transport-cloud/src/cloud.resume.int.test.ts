@@ -42,7 +42,9 @@ afterAll(async () => {
  * Cuts connections once they have carried a random number of bytes towards the client in
  * [min, max): client ⇄ relay connections as the relay sends to the client, daemon ⇄ relay
  * session connections as the daemon sends to the relay. Every third cut on the daemon side takes
- * the daemon's registration down with the session. Returns the counts so far.
+ * the daemon's registration down with the session. Each cut hits a session of its own: only
+ * connections opened since the last cut are cut (the other leg of a session just cut still
+ * carries what the relay had in flight, and could reach its limit too). Returns the counts so far.
  */
 function cutRandomly(min: number, max: number, most: { client: number; daemon: number }) {
   const cuts = { client: 0, daemon: 0, registrations: 0 };
@@ -51,8 +53,11 @@ function cutRandomly(min: number, max: number, most: { client: number; daemon: n
     if (!limits.has(state)) limits.set(state, min + Math.floor(Math.random() * (max - min)));
     return limits.get(state)!;
   };
+  /** Whether the connection was opened since the last cut (on either side). */
+  const fresh = (state: Record<string, unknown>) => (state['born'] ??= cuts.client + cuts.daemon) === cuts.client + cuts.daemon;
   clientSide.onData = (direction, _chunk, connection) => {
-    if (direction !== 'down' || cuts.client >= most.client) return;
+    const born = fresh(connection.state);
+    if (direction !== 'down' || cuts.client >= most.client || !born) return;
     if (connection.down >= limitOf(connection.state)) {
       cuts.client++;
       return 'cut';
@@ -60,7 +65,8 @@ function cutRandomly(min: number, max: number, most: { client: number; daemon: n
   };
   daemonSide.onData = (direction, chunk, connection) => {
     if (connection.state['kind'] === undefined) connection.state['kind'] = chunk.includes('/register') ? 'registration' : 'session';
-    if (direction !== 'up' || connection.state['kind'] !== 'session' || cuts.daemon >= most.daemon) return;
+    const born = fresh(connection.state);
+    if (direction !== 'up' || connection.state['kind'] !== 'session' || cuts.daemon >= most.daemon || !born) return;
     if (connection.up >= limitOf(connection.state)) {
       cuts.daemon++;
       if (cuts.daemon % 3 === 0) {
@@ -89,7 +95,8 @@ it('100 MiB of random output survives 24 cuts on both sides of the relay byte-id
   expect(received.sha256).toBe(producer);
   expect(cuts()).toMatchObject({ client: 12, daemon: 12 });
   expect(cuts().registrations).toBeGreaterThanOrEqual(4);
-  expect(machine.connections - connectionsBefore).toBeGreaterThanOrEqual(20); // two cuts may hit one session
+  // Each cut hit its own session; the last one may have come after the client had read all it needed.
+  expect(machine.connections - connectionsBefore).toBeGreaterThanOrEqual(23);
   await cloud.agent.when('registered');
   expect(cloud.agent.registrations - registrationsBefore).toBeGreaterThanOrEqual(4);
   expect(await machine.exec.get(run.id)).toMatchObject({ status: 'finished', exitCode: 0, lastSeq: received.events });

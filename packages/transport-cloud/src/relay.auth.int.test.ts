@@ -162,6 +162,41 @@ describe('clients', () => {
     expect(error.details['relayOk']).toBe(true);
   });
 
+  it('relayed sessions take the daemon\'s connection slots: over its limit the quietest one is closed', async () => {
+    const small = await startCloudDaemon(relay, 'small', { root, daemon: { maxConnections: 2 } });
+    const { credential } = await relay.enroll('client', 'slots');
+    const options = { relay: relay.url, environment: 'small', relayToken: credential, token: small.token, fingerprint: small.identity.fingerprint };
+    const ends: Array<Promise<unknown>> = [];
+    const channels = [];
+    for (let i = 0; i < 3; i++) {
+      const channel = await connectCloud(options);
+      ends.push(
+        new Promise((resolve) =>
+          channel.messages$.subscribe({ error: (e: { details?: Record<string, unknown> }) => resolve(e.details?.['closeCode']), complete: () => resolve('complete') }),
+        ),
+      );
+      channels.push(channel);
+    }
+    // The first session was the quietest when the third came in: closed with 1013 (try again later).
+    expect(await ends[0]).toBe(1013);
+    for (const channel of channels) channel.close();
+    await small.close();
+  });
+
+  it('an agent given the daemon\'s address (target) instead of the daemon serves the same way, token checked', async () => {
+    const dialled = await startCloudDaemon(relay, 'dialled', { root, dial: true });
+    const machine = await clientOf(relay, 'dialled', dialled);
+    expect((await machine.health()).ok).toBe(true);
+    await machine.close();
+    const { credential } = await relay.enroll('client', 'dialled-bad-token');
+    const error = await rejection(
+      connectCloud({ relay: relay.url, environment: 'dialled', relayToken: credential, token: 'f'.repeat(64), fingerprint: dialled.identity.fingerprint }),
+    );
+    expect(error.code).toBe('UNAUTHORIZED');
+    expect(error.message).toContain('refused the token');
+    await dialled.close();
+  });
+
   it('an unknown daemon is never trusted on first use: refused with its fingerprint and how to trust it', async () => {
     const { credential } = await relay.enroll('client', 'no-pin');
     const error = await rejection(connectCloud({ relay: relay.url, environment: 'gpu1', relayToken: credential, token: cloud.token, fingerprint: undefined, machine: 'gpu1' }));

@@ -1,9 +1,9 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { pipeline } from 'node:stream';
+import { pipeline, type Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import { TetherError } from '@tether/core';
-import { parseListenAddress, type LogEntry } from '@tether/transport-ws';
+import { parseListenAddress, type AcceptOptions, type LogEntry } from '@tether/transport-ws';
 import { checkCredential, checkName } from './credentials.js';
 import { CONTROL_CLOSE, ControlMessage, relayBase, relayEndpoint } from './relayProtocol.js';
 import { dialSession } from './relayDial.js';
@@ -18,10 +18,19 @@ export interface RelayAgentOptions {
   /** The daemon's TLS identity (see `loadOrCreateIdentity`): clients pin its certificate's fingerprint. */
   readonly identity: { readonly cert: string | Buffer; readonly key: string | Buffer };
   /**
-   * Where the daemon serves: each paired session, once decrypted, is connected here (a Unix socket
-   * path or `host:port`) and the daemon checks its token and serves it like any other client.
+   * The daemon in this process (`startDaemon`'s `Daemon`, or a `WsListener` without TLS): each
+   * paired session, once decrypted, is handed to it (`accept(stream, { source: 'relay' })`) and
+   * the daemon checks its token and serves it like any other client, its bytes going through no
+   * other socket. Give this or `target`.
    */
-  readonly target: string;
+  readonly listener?: { accept(stream: Duplex, options?: AcceptOptions): void };
+  /**
+   * Where a daemon in another process serves (a Unix socket path or `host:port`): each paired
+   * session, once decrypted, is connected there and that daemon checks its token and serves it
+   * like any other client. Costs a copy of every byte through that socket; for a daemon in this
+   * process use `listener`. Give this or `listener`.
+   */
+  readonly target?: string;
   /** CA certificates to trust for a `wss://` relay with a private certificate. Default: the system's. */
   readonly relayCa?: string | Buffer | ReadonlyArray<string | Buffer>;
   /** Reconnect delays: the first is `initialDelayMs` (1 s), doubling up to `maxDelayMs` (30 s), each with jitter; back to the first once a registration stayed up `healthyAfterMs` (10 s). */
@@ -45,8 +54,9 @@ export type RelayAgentState = 'connecting' | 'registered' | 'waiting' | 'stopped
 /**
  * The daemon's side of the cloud transport: keeps a registration of the environment with the
  * relay and answers each pairing with a fresh outbound connection, over which it runs a TLS 1.3
- * server with its identity; the decrypted stream goes to the daemon's own listener (`target`),
- * so the daemon's token is checked and its RPC served exactly as for a direct client.
+ * server with its identity; the decrypted stream is handed to the daemon's listener (`listener`,
+ * in this process) or connected to its address (`target`), so the daemon's token is checked and
+ * its RPC served exactly as for a direct client.
  *
  * Registration is kept alive: on a drop it is made again after 1 s, doubling to 30 s, with
  * jitter; refusals (401/403, or a revocation) are retried `maxAuthFailures` times in a row and
@@ -88,7 +98,11 @@ export class RelayAgent {
     relayBase(options.relay);
     checkName(options.environment, 'the environment');
     checkCredential(options.credential, 'the relay credential');
-    parseListenAddress(options.target);
+    if ((options.listener === undefined) === (options.target === undefined)) {
+      throw new TetherError('INVALID_ARGUMENT', 'give the relay agent either a listener (a daemon in this process) or a target (its address)');
+    }
+    if (options.listener !== undefined && typeof options.listener.accept !== 'function') throw new TetherError('INVALID_ARGUMENT', 'the listener must have an accept(stream) method');
+    if (options.target !== undefined) parseListenAddress(options.target);
     const agent = new RelayAgent(options);
     agent.#connect();
     return agent;
@@ -279,7 +293,21 @@ export class RelayAgent {
 
   /** A session whose TLS handshake completed: its plaintext goes to the daemon's listener. */
   #serve(tls: TLSSocket): void {
-    const address = parseListenAddress(this.#options.target);
+    const { listener, target } = this.#options;
+    if (listener) {
+      // The daemon reads the decrypted stream itself: its upgrade, token check and limits, with no
+      // copy. What breaks the session underneath (a TLS record that fails its check) is logged here.
+      tls.once('error', (error: NodeJS.ErrnoException) => {
+        if (this.#state !== 'stopped') this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error: error.code ?? error.message });
+      });
+      try {
+        return listener.accept(tls, { source: 'relay' });
+      } catch (error) {
+        this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error: (error as Error).message });
+        return void tls.destroy();
+      }
+    }
+    const address = parseListenAddress(target!);
     const upstream = address.kind === 'unix' ? netConnect(address.path) : netConnect(address.port, address.host);
     upstream.setNoDelay?.(true);
     pipeline(tls, upstream, tls, (error) => {

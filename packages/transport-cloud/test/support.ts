@@ -7,7 +7,7 @@ import processPlugin from '@tether/plugin-process';
 import filesystemPlugin from '@tether/plugin-filesystem';
 import gpuPlugin from '@tether/plugin-gpu-nvidia';
 import type { PluginEntry, RemoteMachine } from '@tether/core';
-import { readToken, startDaemon, type Daemon } from '@tether/transport-ws';
+import { readToken, startDaemon, type Daemon, type DaemonOptions } from '@tether/transport-ws';
 import { cloudMachine, loadOrCreateIdentity, RelayAgent, RelayServer, type DaemonIdentity, type RelayAgentOptions, type RelayServerOptions } from '../src/index.js';
 
 export { eventually, rejection } from '@tether/core/testing';
@@ -33,7 +33,11 @@ export async function startRelay(options: Partial<RelayServerOptions> = {}): Pro
   return RelayServer.start({ listen: '127.0.0.1:0', dataDir: join(await tempDir('tether-relay-'), 'relay'), pingIntervalMs: 2_000, ...options });
 }
 
-/** A daemon on a Unix socket of its own, with its identity and an agent registered as `environment` with `relay`. */
+/**
+ * A daemon on a Unix socket of its own, with its identity and an agent registered as `environment`
+ * with `relay`: the agent hands its sessions to the daemon (`listener`), or with `dial` connects
+ * each to the daemon's socket (`target`, as for a daemon in another process).
+ */
 export interface CloudDaemon {
   readonly daemon: Daemon;
   readonly identity: DaemonIdentity;
@@ -48,10 +52,10 @@ export interface CloudDaemon {
 export async function startCloudDaemon(
   relay: RelayServer,
   environment: string,
-  options: { root: string; relayUrl?: string; agent?: Partial<RelayAgentOptions>; credential?: string },
+  options: { root: string; relayUrl?: string; agent?: Partial<RelayAgentOptions>; credential?: string; daemon?: Partial<DaemonOptions>; dial?: boolean },
 ): Promise<CloudDaemon> {
   const dir = await tempDir('tether-cloud-daemon-');
-  const daemon = await startDaemon({ listen: join(dir, 'daemon.sock'), dataDir: join(dir, 'data'), plugins: backends(options.root) });
+  const daemon = await startDaemon({ listen: join(dir, 'daemon.sock'), dataDir: join(dir, 'data'), plugins: backends(options.root), ...options.daemon });
   const identity = await loadOrCreateIdentity(join(dir, 'data'));
   const credential = options.credential ?? (await relay.enroll('environment', environment)).credential;
   const agentOptions = (extra: Partial<RelayAgentOptions> = {}): RelayAgentOptions => ({
@@ -59,7 +63,7 @@ export async function startCloudDaemon(
     environment,
     credential,
     identity,
-    target: join(dir, 'daemon.sock'),
+    ...(options.dial ? { target: join(dir, 'daemon.sock') } : { listener: daemon }),
     backoff: { initialDelayMs: 20, maxDelayMs: 200 },
     ...options.agent,
     ...extra,

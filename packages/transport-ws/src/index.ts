@@ -3,7 +3,7 @@ import { definePlugin, PLUGIN_API_VERSION, Transport } from '@tether/core';
 import { WsTransport } from './wsTransport.js';
 
 export { wsChannel, DEFAULT_PING_INTERVAL_MS, DEFAULT_PONG_TIMEOUT_MS, type KeepaliveOptions } from './wsChannel.js';
-export { WsListener, type WsListenerOptions, type ConnectionInfo, type LogEntry } from './wsListener.js';
+export { WsListener, type WsListenerOptions, type AcceptOptions, type ConnectionInfo, type LogEntry } from './wsListener.js';
 export { connectWs, identifyPeer, type ConnectWsOptions, type PeerKind } from './connectWs.js';
 export { WsTransport, remoteMachine, type RemoteWsMachineOptions } from './wsTransport.js';
 export { startDaemon, type Daemon, type DaemonOptions } from './startDaemon.js';

@@ -6,7 +6,8 @@ import { checkToken, loadOrCreateToken } from './daemonToken.js';
 import { parseListenAddress, type ListenAddress } from './listenAddress.js';
 import { preparePrivateDataDir } from './privateDataDir.js';
 import type { KeepaliveOptions } from './wsChannel.js';
-import { WsListener, type LogEntry } from './wsListener.js';
+import type { Duplex } from 'node:stream';
+import { WsListener, type AcceptOptions, type LogEntry } from './wsListener.js';
 
 export interface DaemonOptions {
   /** `host:port` (`127.0.0.1:7337`; port 0 for any free port) or a Unix socket path. */
@@ -67,6 +68,13 @@ export interface Daemon {
   readonly tokenFile: string | undefined;
   /** The daemon's kernel (its `local` machine is what clients are served). */
   readonly kernel: Kernel;
+  /**
+   * Serves an already connected stream (plain HTTP, e.g. the decrypted side of a TLS session
+   * this process terminated) as a new client of the daemon's first listener without TLS, with
+   * everything a client connecting there goes through: token, limits, budgets (see
+   * `WsListener.accept`). `INVALID_ARGUMENT` when every listener serves `wss://`.
+   */
+  accept(stream: Duplex, options?: AcceptOptions): void;
   /** Resolves once the daemon has closed (by `close()` or a signal). */
   readonly closed: Promise<void>;
   /**
@@ -208,7 +216,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       process.on('SIGINT', onSignal);
       process.on('SIGUSR2', onSignal);
     }
-    return { url: listener.url, address: listener.address, urls: listeners.map((l) => l.url), tokenFile, kernel, closed, close };
+    // The first listener without TLS (a Unix socket one beside a wss:// address never has TLS).
+    const plain = listeners.find((l) => !l.url.startsWith('wss:'));
+    const accept = (stream: Duplex, acceptOptions?: AcceptOptions) => {
+      if (!plain) throw new TetherError('INVALID_ARGUMENT', 'the daemon has no listener without TLS to serve an accepted stream');
+      plain.accept(stream, acceptOptions);
+    };
+    return { url: listener.url, address: listener.address, urls: listeners.map((l) => l.url), tokenFile, kernel, accept, closed, close };
   } catch (error) {
     await unwind();
     throw error;

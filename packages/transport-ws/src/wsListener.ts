@@ -1,5 +1,6 @@
 import { createServer as createHttpServer, STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { Server as TlsServer } from 'node:tls';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { connect, isIP, type Socket } from 'node:net';
 import { hostname } from 'node:os';
@@ -65,6 +66,15 @@ export interface WsListenerOptions {
   readonly log?: (entry: LogEntry) => void;
 }
 
+/** How `WsListener.accept` labels a stream it is handed. */
+export interface AcceptOptions {
+  /**
+   * Where the stream comes from, for the logs and as its source for the per-source limits (all
+   * streams accepted with the same label count as one source). Default `accepted`.
+   */
+  readonly source?: string;
+}
+
 const MiB = 1024 * 1024;
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '::1']);
@@ -92,6 +102,8 @@ export class WsListener {
   /** Open connections, with where they come from and when they last carried a message. */
   readonly #clients = new Map<WebSocket, { source: string; lastActive: number }>();
   readonly #socketIno: number | undefined;
+  /** Streams handed over by `accept`, with the source they were given. */
+  readonly #accepted = new WeakMap<Duplex, string>();
   #closing: Promise<void> | undefined;
 
   private constructor(server: Server, wss: WebSocketServer, address: ListenAddress, url: string, socketIno: number | undefined) {
@@ -105,6 +117,23 @@ export class WsListener {
   /** Open WebSocket connections. */
   get connections(): number {
     return this.#clients.size;
+  }
+
+  /**
+   * Serves a stream that is already connected, as if a client had just connected to this
+   * listener: e.g. the decrypted side of a TLS session terminated elsewhere in this process
+   * (the cloud transport's relay agent), without a second trip through a socket. The stream then
+   * goes through exactly what any connection goes through: the handshake deadline and pending
+   * limits, the upgrade checks (token, Host, Origin), the connection limits (`options.source` is
+   * its source), the message and bytes-in-flight budgets and the keepalive. Not for a `wss://`
+   * listener (the stream must speak plain HTTP): `INVALID_ARGUMENT`. After `close()` the stream
+   * is destroyed.
+   */
+  accept(stream: Duplex, options: AcceptOptions = {}): void {
+    if (this.#server instanceof TlsServer) throw new TetherError('INVALID_ARGUMENT', 'accept() is for a listener without TLS: this one expects TLS on every connection');
+    if (this.#closing) return void stream.destroy();
+    this.#accepted.set(stream, options.source ?? 'accepted');
+    this.#server.emit('connection', stream);
   }
 
   /** Starts listening. Fails with `INVALID_ARGUMENT` (bad or busy address) or `PERMISSION_DENIED`. */
@@ -148,7 +177,7 @@ export class WsListener {
 
     const track = (socket: Socket) => {
       if (listener.#closing) return void socket.destroy();
-      const source = address.kind === 'unix' ? 'unix' : sourceOf(socket);
+      const source = listener.#sourceOf(socket);
       // Dropping the newcomer, not an older one: evicting would let peers that re-connect at
       // once churn the table faster than a real client completes its upgrade.
       const full = listener.#pending.size >= maxPending ? maxPending : countBy(listener.#pending.values(), source) >= maxPendingPerSource ? maxPendingPerSource : 0;
@@ -158,12 +187,12 @@ export class WsListener {
         return;
       }
       const timer = setTimeout(() => {
-        log({ level: 'warn', msg: 'connection dropped: handshake not completed in time', timeoutMs: handshakeTimeoutMs, remote: remoteOf(socket) });
+        log({ level: 'warn', msg: 'connection dropped: handshake not completed in time', timeoutMs: handshakeTimeoutMs, remote: listener.#remoteOf(socket) });
         listener.#settle(socket);
         socket.destroy();
       }, handshakeTimeoutMs);
       timer.unref();
-      listener.#pending.set(pendingKey(socket), { socket, timer, source });
+      listener.#pending.set(listener.#pendingKey(socket), { socket, timer, source });
       socket.once('close', () => listener.#settle(socket));
     };
     server.on('connection', track);
@@ -174,7 +203,7 @@ export class WsListener {
     });
 
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      const remote = address.kind === 'unix' ? 'unix' : remoteOf(req.socket);
+      const remote = listener.#remoteOf(req.socket);
       socket.on('error', () => socket.destroy());
       if (listener.#closing) return refuse(socket, 503, 'the daemon is shutting down', remote);
       const query = new URL(req.url ?? '/', 'http://daemon').searchParams;
@@ -193,7 +222,7 @@ export class WsListener {
         listener.#settle(socket);
         if (listener.#closing) return ws.terminate();
         // Authenticated: it gets in, and over a limit the quietest connection makes room.
-        const source = address.kind === 'unix' ? 'unix' : sourceOf(req.socket);
+        const source = listener.#sourceOf(req.socket);
         if (countBy(listener.#clients.values(), source) >= maxPerSource) listener.#closeQuietest(source, log);
         else if (listener.#clients.size >= maxConnections) listener.#closeQuietest(busiest(listener.#clients.values()), log);
         const client = { source, lastActive: performance.now() };
@@ -254,6 +283,28 @@ export class WsListener {
     return this.#closing;
   }
 
+  /**
+   * Pending sockets are known by their peer's address and port: with TLS the upgrade arrives on
+   * a TLS socket wrapping the TCP socket seen at connection time. Unix sockets have no such
+   * address (and no TLS), nor has an accepted stream any of its own (it may be a TLS socket over
+   * a connection whose peer serves many), so they are their own key.
+   */
+  #pendingKey(socket: Duplex): unknown {
+    if (this.#accepted.has(socket)) return socket;
+    const { remoteAddress, remotePort } = socket as Socket;
+    return remotePort === undefined ? socket : `${remoteAddress}:${remotePort}`;
+  }
+
+  /** The source of a connection for the per-source limits: an accepted stream's label, `unix`, or the peer's IP address. */
+  #sourceOf(socket: Duplex): string {
+    return this.#accepted.get(socket) ?? (this.address.kind === 'unix' ? 'unix' : sourceOf(socket as Socket));
+  }
+
+  /** Who a connection is, for the log. */
+  #remoteOf(socket: Duplex): string {
+    return this.#accepted.get(socket) ?? (this.address.kind === 'unix' ? 'unix' : remoteOf(socket as Socket));
+  }
+
   /** Closes (1013, try again later) the open connection of `source` that has been quiet the longest. */
   #closeQuietest(source: string, log: (entry: LogEntry) => void): void {
     let quietest: WebSocket | undefined;
@@ -275,7 +326,7 @@ export class WsListener {
 
   /** The socket finished (or abandoned) its handshake: it no longer counts as pending. */
   #settle(socket: Duplex): void {
-    const key = pendingKey(socket);
+    const key = this.#pendingKey(socket);
     const entry = this.#pending.get(key);
     if (entry === undefined) return;
     clearTimeout(entry.timer);
@@ -283,15 +334,6 @@ export class WsListener {
   }
 }
 
-/**
- * Pending sockets are known by their peer's address and port: with TLS the upgrade arrives on a
- * TLS socket wrapping the TCP socket seen at connection time. Unix sockets have no such address
- * (and no TLS), so they are their own key.
- */
-function pendingKey(socket: Duplex): unknown {
-  const { remoteAddress, remotePort } = socket as Socket;
-  return remotePort === undefined ? socket : `${remoteAddress}:${remotePort}`;
-}
 
 /** Where a connection comes from, for the per-source limits: its IP address (IPv4-mapped IPv6 as IPv4). */
 function sourceOf(socket: Socket): string {

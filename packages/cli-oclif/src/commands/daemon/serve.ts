@@ -97,7 +97,8 @@ With --relay and --environment (or relay/environment in the config's daemon: sec
     }
     let relay;
     try {
-      relay = relaySettings ? await startDaemonRelay(files, relaySettings, log) : undefined;
+      // Sessions through the relay are handed to this daemon's listener, not dialled through its socket.
+      relay = relaySettings ? await startDaemonRelay(files, relaySettings, log, daemon) : undefined;
     } catch (error) {
       await daemon.close();
       throw error;
