@@ -19,15 +19,25 @@ export function encodeFrame(header: { readonly t: string } & Record<string, unkn
   return size > 0 ? Buffer.concat([head, json, payload!]) : Buffer.concat([head, json]);
 }
 
-/** Writes a frame without copying the payload into it (two writes, one syscall when corked). */
-export function writeFrame(socket: { cork(): void; uncork(): void; write(data: Uint8Array): boolean }, header: { readonly t: string } & Record<string, unknown>, payload: Uint8Array): void {
+/**
+ * Writes a frame without copying its payload, which may come in parts (chunks sent together):
+ * one writev when corked. `written` is called once the socket has taken all of it.
+ */
+export function writeFrame(
+  socket: { cork(): void; uncork(): void; write(data: Uint8Array, done?: () => void): boolean },
+  header: { readonly t: string } & Record<string, unknown>,
+  payload: readonly Uint8Array[],
+  written?: () => void,
+): void {
   const json = Buffer.from(JSON.stringify(header));
+  let size = 0;
+  for (const part of payload) size += part.byteLength;
   const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(4 + json.byteLength + payload.byteLength, 0);
+  head.writeUInt32BE(4 + json.byteLength + size, 0);
   head.writeUInt32BE(json.byteLength, 4);
   socket.cork();
   socket.write(Buffer.concat([head, json]));
-  socket.write(payload);
+  payload.forEach((part, index) => socket.write(part, index === payload.length - 1 ? written : undefined));
   socket.uncork();
 }
 
