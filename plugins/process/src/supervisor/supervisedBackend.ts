@@ -20,7 +20,7 @@ import { Observable, type Subscriber } from 'rxjs';
 import type { ChildProcessBackend } from '../childProcessBackend.js';
 import { findSurvivors, signalGroup, signalPids } from '../processTree.js';
 import { isSameProcess, paths, readRecord, type ExitInfo, type SupervisorRecord } from './records.js';
-import { FrameReader, encodeFrame, type Frame } from './wire.js';
+import { FrameBuffers, encodeFrame, type Frame } from './wire.js';
 
 /** The built supervisor program, `dist/supervisor/main.js`. */
 export const SUPERVISOR_MAIN = fileURLToPath(import.meta.resolve('@tether/plugin-process/supervisorMain'));
@@ -41,7 +41,6 @@ export interface SupervisorOptions {
 /** One connection to a supervisor: frames in, frames out. */
 class Link {
   readonly socket: Socket;
-  readonly #reader = new FrameReader();
   /** Frames that came while nobody handled them (between a reply and the handler taking over). */
   readonly #queue: Frame[] = [];
   #handler: ((frame: Frame) => void) | undefined;
@@ -50,19 +49,8 @@ class Link {
 
   constructor(socket: Socket) {
     this.socket = socket;
-    socket.setNoDelay?.(true);
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (data: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = this.#reader.push(data);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) this.#dispatch(frame);
-    });
   }
 
   #dispatch(frame: Frame): void {
@@ -84,10 +72,30 @@ class Link {
 
   static open(path: string): Promise<Link> {
     return new Promise((resolve, reject) => {
-      const socket = connect(path);
+      // Frames are read straight into buffers of their own (see FrameBuffers).
+      const reader = new FrameBuffers();
+      let link: Link | undefined;
+      const socket = connect({
+        path,
+        onread: {
+          buffer: () => reader.buffer(),
+          callback: (bytes: number) => {
+            let frame: Frame | null;
+            try {
+              frame = reader.read(bytes);
+            } catch {
+              socket.destroy();
+              return false;
+            }
+            if (frame) link!.#dispatch(frame);
+            return true;
+          },
+        },
+      });
+      link = new Link(socket);
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new Link(socket));
+        resolve(link);
       });
       socket.once('error', reject);
     });
