@@ -23,6 +23,8 @@ import { FrameReader, STREAMS, encodeFrame, writeFrame, type Frame } from './wir
 
 /** Bytes sent to the daemon and not yet recorded by it, before the command's output is paused. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Most output bytes in one frame (output that waited for the socket leaves together). */
+const FRAME_PAYLOAD_BYTES = 1024 * 1024;
 const HELLO_TIMEOUT_MS = 5000;
 const WRITE_IDS_KEPT = 4096;
 const DROP = 3;
@@ -216,6 +218,7 @@ function hello(socket: Socket, frame: Frame): void {
       produced,
       exited: exitInfo !== null,
     }),
+    flushAfterWrite,
   );
   if (execId !== null) attached(Number(frame.header['resumeFrom'] ?? 0));
 }
@@ -261,7 +264,7 @@ async function doWrite(socket: Socket, h: Frame['header'], payload: Buffer): Pro
   const reqId = h['reqId'];
   const writeId = typeof h['writeId'] === 'string' ? h['writeId'] : undefined;
   const reply = (body: Record<string, unknown>) => {
-    if (!socket.destroyed) socket.write(encodeFrame({ t: 'reply', reqId, ...body }));
+    if (!socket.destroyed) socket.write(encodeFrame({ t: 'reply', reqId, ...body }), flushAfterWrite);
   };
   try {
     if (writeId !== undefined) {
@@ -323,7 +326,7 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
     (cmd) => {
       command = cmd;
       childStartTime = processStartTime(cmd.pid);
-      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }));
+      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }), flushAfterWrite);
       saveRecord();
       if (spec.timeoutMs !== undefined) cancelTimeout = afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
       flush();
@@ -629,34 +632,68 @@ function onAck(offset: number): void {
   updatePause();
 }
 
-/** Sends what the window allows: the spool first, then the items in memory, then the exit. */
+/**
+ * Sends what the window allows: the spool first, then the items in memory, then the exit.
+ * A frame leaves once the socket has taken the one before it: while the daemon is behind, the
+ * output that comes meanwhile waits here and then leaves in one frame (up to `FRAME_PAYLOAD_BYTES`,
+ * chunks of one stream in a row), so a busy daemon gets fewer, larger chunks to record. Every
+ * frame written to the daemon calls `flushAfterWrite` once the socket took it.
+ */
 function flush(): void {
   const socket = conn;
   if (!socket) return;
-  while (sent - acked < WINDOW_BYTES) {
-    let item: Item | null = null;
-    if (spool && spool.readOff < spool.endOff) {
-      item = trim(readSpoolItem(), sent);
-      if (!item) continue;
-    } else if (!spool) {
-      const next = mem.find((m) => m.off + lengthOf(m) > sent);
-      if (!next) break;
-      item = trim(next, sent);
-    } else {
-      break;
+  while (sent - acked < WINDOW_BYTES && socket.writableLength === 0) {
+    const first = nextItem(sent);
+    if (!first) break;
+    if (first.kind === DROP) {
+      socket.write(encodeFrame({ t: 'dropped', off: first.off, bytes: first.dropped, limitBytes: request!.spoolLimitBytes }), flushAfterWrite);
+      sent = first.off + first.dropped;
+      continue;
     }
-    if (!item) break;
-    if (item.kind === DROP) {
-      socket.write(encodeFrame({ t: 'dropped', off: item.off, bytes: item.dropped, limitBytes: request!.spoolLimitBytes }));
-    } else {
-      writeFrame(socket, { t: 'out', off: item.off, s: STREAMS[item.kind] }, item.data);
+    const parts = [first.data];
+    let end = first.off + first.data.byteLength;
+    while (end - first.off < FRAME_PAYLOAD_BYTES && end - acked < WINDOW_BYTES) {
+      const more = nextItem(end, first.kind);
+      if (!more) break;
+      parts.push(more.data);
+      end += more.data.byteLength;
     }
-    sent = item.off + lengthOf(item);
+    writeFrame(socket, { t: 'out', off: first.off, s: STREAMS[first.kind] }, parts, flushAfterWrite);
+    sent = end;
   }
   if (exitFinal && outputEnded && sent === produced && pendingDrop === 0 && exitSentTo !== socket) {
     exitSentTo = socket;
     socket.write(encodeFrame({ t: 'exit', off: produced, ...exitInfo }));
   }
+}
+
+function flushAfterWrite(): void {
+  flush();
+}
+
+/**
+ * The output at offset `at` (the rest of the item that holds it): from the spool while there is
+ * one, else from memory. With `kind`, only output of that stream: another item is left where it
+ * is (the spool's read position is not moved).
+ */
+function nextItem(at: number, kind?: number): Item | null {
+  if (spool) {
+    while (spool.readOff < spool.endOff) {
+      const { readPos, readOff } = spool;
+      const item = trim(readSpoolItem(), at);
+      if (!item) continue;
+      if (kind !== undefined && item.kind !== kind) {
+        spool.readPos = readPos;
+        spool.readOff = readOff;
+        return null;
+      }
+      return item;
+    }
+    return null;
+  }
+  const next = mem.find((m) => m.off + lengthOf(m) > at);
+  const item = next ? trim(next, at) : null;
+  return item && (kind === undefined || item.kind === kind) ? item : null;
 }
 
 function updatePause(): void {

@@ -20,13 +20,17 @@ import { Observable, type Subscriber } from 'rxjs';
 import type { ChildProcessBackend } from '../childProcessBackend.js';
 import { findSurvivors, signalGroup, signalPids } from '../processTree.js';
 import { isSameProcess, paths, readRecord, type ExitInfo, type SupervisorRecord } from './records.js';
-import { FrameReader, encodeFrame, type Frame } from './wire.js';
+import { FrameBuffers, encodeFrame, type Frame } from './wire.js';
 
 /** The built supervisor program, `dist/supervisor/main.js`. */
 export const SUPERVISOR_MAIN = fileURLToPath(import.meta.resolve('@tether/plugin-process/supervisorMain'));
 
 const START_TIMEOUT_MS = 15_000;
 const HELLO_TIMEOUT_MS = 5000;
+/** An ack goes once this much more output is recorded (the supervisor's window is 8 MiB)… */
+const ACK_BYTES = 2 * 1024 * 1024;
+/** …or this long after the output it acknowledges was recorded. */
+const ACK_DELAY_MS = 20;
 
 export interface SupervisorOptions {
   /** Where supervisors keep their sockets, records and spools (created 0700). */
@@ -41,7 +45,6 @@ export interface SupervisorOptions {
 /** One connection to a supervisor: frames in, frames out. */
 class Link {
   readonly socket: Socket;
-  readonly #reader = new FrameReader();
   /** Frames that came while nobody handled them (between a reply and the handler taking over). */
   readonly #queue: Frame[] = [];
   #handler: ((frame: Frame) => void) | undefined;
@@ -50,19 +53,8 @@ class Link {
 
   constructor(socket: Socket) {
     this.socket = socket;
-    socket.setNoDelay?.(true);
     socket.on('error', () => undefined);
     this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
-    socket.on('data', (data: Buffer) => {
-      let frames: Frame[];
-      try {
-        frames = this.#reader.push(data);
-      } catch {
-        socket.destroy();
-        return;
-      }
-      for (const frame of frames) this.#dispatch(frame);
-    });
   }
 
   #dispatch(frame: Frame): void {
@@ -84,10 +76,30 @@ class Link {
 
   static open(path: string): Promise<Link> {
     return new Promise((resolve, reject) => {
-      const socket = connect(path);
+      // Frames are read straight into buffers of their own (see FrameBuffers).
+      const reader = new FrameBuffers();
+      let link: Link | undefined;
+      const socket = connect({
+        path,
+        onread: {
+          buffer: () => reader.buffer(),
+          callback: (bytes: number) => {
+            let frame: Frame | null;
+            try {
+              frame = reader.read(bytes);
+            } catch {
+              socket.destroy();
+              return false;
+            }
+            if (frame) link!.#dispatch(frame);
+            return true;
+          },
+        },
+      });
+      link = new Link(socket);
       socket.once('connect', () => {
         socket.off('error', reject);
-        resolve(new Link(socket));
+        resolve(link);
       });
       socket.once('error', reject);
     });
@@ -462,8 +474,11 @@ class SupervisedProcess implements RunningProcess {
   #link: Link;
   #resolveExit!: (exit: ProcessExit) => void;
   #nextOff: number;
+  /** Output recorded up to here; the supervisor was told `#ackSent`. */
   #ackOff = 0;
+  #ackSent = 0;
   #ackScheduled = false;
+  #ackTimer: NodeJS.Timeout | undefined;
   #reqId = 0;
   #detaching = false;
   #ended = false;
@@ -476,6 +491,7 @@ class SupervisedProcess implements RunningProcess {
     this.pgid = options.pid;
     this.#nextOff = options.resumeFrom;
     this.#ackOff = options.resumeFrom;
+    this.#ackSent = options.resumeFrom;
     this.exit = new Promise((resolve) => (this.#resolveExit = resolve));
     // One subscriber at a time (the machine recording the output); it gets what came before it.
     this.output$ = new Observable<OutputChunk>((subscriber) => {
@@ -596,12 +612,26 @@ class SupervisedProcess implements RunningProcess {
     const end = this.#ends.get(chunk);
     if (end === undefined || end <= this.#ackOff) return;
     this.#ackOff = end;
-    if (this.#ackScheduled) return;
-    this.#ackScheduled = true;
-    setImmediate(() => {
-      this.#ackScheduled = false;
-      this.#link.send({ t: 'ack', offset: this.#ackOff });
-    });
+    // Each ack wakes the supervisor up: under a flood one goes per ACK_BYTES recorded (a quarter
+    // of its window, so that it never waits for one), and what is left goes after ACK_DELAY_MS.
+    if (this.#ackOff - this.#ackSent >= ACK_BYTES) {
+      if (this.#ackScheduled) return;
+      this.#ackScheduled = true;
+      setImmediate(() => this.#sendAck());
+    } else {
+      this.#ackTimer ??= setTimeout(() => this.#sendAck(), ACK_DELAY_MS).unref();
+    }
+  }
+
+  #sendAck(): void {
+    this.#ackScheduled = false;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    // Never after `release`/`detach`: a supervisor given back to the pool may run another
+    // execution by the time a late ack would come, and must not take it for its own.
+    if (this.#detaching || this.#ackOff <= this.#ackSent) return;
+    this.#ackSent = this.#ackOff;
+    this.#link.send({ t: 'ack', offset: this.#ackOff });
   }
 
   async write(data: Uint8Array, options: { readonly writeId?: string } = {}): Promise<{ duplicate: boolean }> {
@@ -648,6 +678,7 @@ class SupervisedProcess implements RunningProcess {
 
   release(): void {
     this.#detaching = true;
+    clearTimeout(this.#ackTimer);
     const link = this.#link;
     link.socket.resume();
     link.send({ t: 'release', reuse: true });

@@ -19,15 +19,25 @@ export function encodeFrame(header: { readonly t: string } & Record<string, unkn
   return size > 0 ? Buffer.concat([head, json, payload!]) : Buffer.concat([head, json]);
 }
 
-/** Writes a frame without copying the payload into it (two writes, one syscall when corked). */
-export function writeFrame(socket: { cork(): void; uncork(): void; write(data: Uint8Array): boolean }, header: { readonly t: string } & Record<string, unknown>, payload: Uint8Array): void {
+/**
+ * Writes a frame without copying its payload, which may come in parts (chunks sent together):
+ * one writev when corked. `written` is called once the socket has taken all of it.
+ */
+export function writeFrame(
+  socket: { cork(): void; uncork(): void; write(data: Uint8Array, done?: () => void): boolean },
+  header: { readonly t: string } & Record<string, unknown>,
+  payload: readonly Uint8Array[],
+  written?: () => void,
+): void {
   const json = Buffer.from(JSON.stringify(header));
+  let size = 0;
+  for (const part of payload) size += part.byteLength;
   const head = Buffer.allocUnsafe(8);
-  head.writeUInt32BE(4 + json.byteLength + payload.byteLength, 0);
+  head.writeUInt32BE(4 + json.byteLength + size, 0);
   head.writeUInt32BE(json.byteLength, 4);
   socket.cork();
   socket.write(Buffer.concat([head, json]));
-  socket.write(payload);
+  payload.forEach((part, index) => socket.write(part, index === payload.length - 1 ? written : undefined));
   socket.uncork();
 }
 
@@ -69,6 +79,46 @@ export class FrameReader {
     const length = first.readUInt32BE(0);
     if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
     return 4 + length;
+  }
+}
+
+/**
+ * Reads frames for a socket's `onread` (`buffer: () => reader.buffer()`, `callback: (n) =>
+ * reader.read(n)`): the length of each frame is read first, then the rest of it straight into a
+ * buffer of its own, so a large frame costs one allocation and no copy (no 64 KiB read buffers to
+ * join). A payload is a view of its frame's buffer. A malformed or oversized frame is an error.
+ */
+export class FrameBuffers {
+  readonly #length = Buffer.allocUnsafe(4);
+  /** The frame being read once its length is known (without the length), else null. */
+  #frame: Buffer | null = null;
+  #filled = 0;
+
+  /** Where the next read goes. */
+  buffer(): Buffer {
+    return this.#frame ? this.#frame.subarray(this.#filled) : this.#length.subarray(this.#filled);
+  }
+
+  /** `n` bytes were read into the last `buffer()`: the frame they completed, if any. Throws on a malformed frame. */
+  read(n: number): Frame | null {
+    this.#filled += n;
+    if (!this.#frame) {
+      if (this.#filled < 4) return null;
+      const length = this.#length.readUInt32BE(0);
+      if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+      this.#frame = Buffer.allocUnsafe(length);
+      this.#filled = 0;
+      return null;
+    }
+    const frame = this.#frame;
+    if (this.#filled < frame.byteLength) return null;
+    this.#frame = null;
+    this.#filled = 0;
+    const headerLength = frame.readUInt32BE(0);
+    if (headerLength > frame.byteLength - 4) throw new Error('bad frame header length');
+    const header = JSON.parse(frame.toString('utf8', 4, 4 + headerLength)) as Frame['header'];
+    if (typeof header !== 'object' || header === null || typeof header.t !== 'string') throw new Error('bad frame header');
+    return { header, payload: frame.subarray(4 + headerLength) };
   }
 }
 
