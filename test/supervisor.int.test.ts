@@ -237,6 +237,19 @@ describe('executions under supervisors across daemon deaths', () => {
     for (const id of [tty.id, pipe.id]) expect(streamProblems(await eventsOf(d.machine, id))).toEqual([]);
   });
 
+  it('a write with eof to commands that exit on the line they read: every write returns and every end is recorded', async () => {
+    const { dataDir } = await newRoot();
+    const d = await daemon(dataDir);
+    // The command exits (and its stdin pipe is gone) before the end of input reaches the supervisor.
+    const runs = await Promise.all(Array.from({ length: 8 }, () => d.machine.exec.start({ command: 'read x; echo "got $x"; exit 3', stdin: true })));
+    started.push(...runs.map((r) => r.id));
+    await Promise.all(runs.map((r) => d.machine.exec.write(r.id, 'go\n', { eof: true })));
+    for (const r of runs) {
+      expect(await d.machine.exec.wait(r.id)).toMatchObject({ endReason: 'exited', exitCode: 3, stdinClosed: true });
+      expect((await d.machine.exec.logs(r.id)).lines.map((l) => l.line)).toEqual(['got go']);
+    }
+  });
+
   it('a state dir removed while no daemon runs: the supervisors end their commands and leave (nobody could attach again)', async () => {
     const { root, dataDir } = await newRoot();
     const d = await daemon(dataDir);

@@ -402,7 +402,9 @@ function startPipes(spec: SpawnRequest): Promise<Command> {
           new Promise((done) => {
             const s = stdin;
             stdin = null;
-            if (!s || s.writableEnded) return done();
+            // A pipe the command already closed (it exited) is destroyed: end() would never call back.
+            if (!s || s.writableEnded || s.destroyed) return done();
+            s.once('close', () => done());
             s.end(() => done());
           }),
         resize: () => undefined,
