@@ -24,7 +24,7 @@ import { FrameReader, STREAMS, encodeFrame, writeFrame, type Frame } from './wir
 /** Bytes sent to the daemon and not yet recorded by it, before the command's output is paused. */
 const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Most output bytes in one frame (output that waited for the socket leaves together). */
-const FRAME_PAYLOAD_BYTES = 1024 * 1024;
+const FRAME_PAYLOAD_BYTES = 512 * 1024;
 const HELLO_TIMEOUT_MS = 5000;
 const WRITE_IDS_KEPT = 4096;
 const DROP = 3;
