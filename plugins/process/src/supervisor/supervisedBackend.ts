@@ -576,7 +576,10 @@ class SupervisedProcess implements RunningProcess {
     if (record && isSameProcess(record.supervisor.pid, record.supervisor.startTime)) {
       try {
         const again = await Link.open(this.#options.socketPath);
-        again.send({ t: 'hello', execId: this.#options.execId, resumeFrom: this.#nextOff });
+        // From what is recorded, not what arrived: the supervisor forgets what it is told was
+        // taken, and what arrived but is not in the store yet must outlive this daemon too.
+        // What comes again is skipped by offset (`#nextOff`).
+        again.send({ t: 'hello', execId: this.#options.execId, resumeFrom: this.#ackOff });
         const hello = await again.next(['hello', 'refused'], HELLO_TIMEOUT_MS);
         if (hello.header.t === 'hello' && hello.header['pid'] === record.supervisor.pid) {
           this.#link = again;
