@@ -1,7 +1,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Duplex } from 'node:stream';
-import type { AcceptOptions, LogEntry } from '@tether/transport-ws';
+import type { RelayAgentOptions } from '@tether/transport-cloud';
+import type { LogEntry } from '@tether/transport-ws';
 import { CliError } from './cliError.js';
 import type { DaemonFiles } from './paths.js';
 
@@ -28,7 +28,7 @@ export async function startDaemonRelay(
   files: DaemonFiles,
   settings: DaemonRelaySettings,
   log: (entry: LogEntry) => void,
-  listener?: { accept(stream: Duplex, options?: AcceptOptions): void },
+  listener?: RelayAgentOptions['listener'],
 ) {
   const cloud = await import('@tether/transport-cloud');
   const { readToken } = await import('@tether/transport-ws');

@@ -297,13 +297,14 @@ export class RelayAgent {
     if (listener) {
       // The daemon reads the decrypted stream itself: its upgrade, token check and limits, with no
       // copy. What breaks the session underneath (a TLS record that fails its check) is logged here.
+      const failed = (error: string) => this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error });
       tls.once('error', (error: NodeJS.ErrnoException) => {
-        if (this.#state !== 'stopped') this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error: error.code ?? error.message });
+        if (this.#state !== 'stopped') failed(error.code ?? error.message);
       });
       try {
         return listener.accept(tls, { source: 'relay' });
       } catch (error) {
-        this.#log({ level: 'warn', msg: 'session through the relay failed', environment: this.#options.environment, error: (error as Error).message });
+        failed((error as Error).message);
         return void tls.destroy();
       }
     }

@@ -334,7 +334,6 @@ export class WsListener {
   }
 }
 
-
 /** Where a connection comes from, for the per-source limits: its IP address (IPv4-mapped IPv6 as IPv4). */
 function sourceOf(socket: Socket): string {
   const address = socket.remoteAddress ?? 'unknown';

@@ -218,7 +218,7 @@ function hello(socket: Socket, frame: Frame): void {
       produced,
       exited: exitInfo !== null,
     }),
-    flushAfterWrite,
+    flush,
   );
   if (execId !== null) attached(Number(frame.header['resumeFrom'] ?? 0));
 }
@@ -264,7 +264,7 @@ async function doWrite(socket: Socket, h: Frame['header'], payload: Buffer): Pro
   const reqId = h['reqId'];
   const writeId = typeof h['writeId'] === 'string' ? h['writeId'] : undefined;
   const reply = (body: Record<string, unknown>) => {
-    if (!socket.destroyed) socket.write(encodeFrame({ t: 'reply', reqId, ...body }), flushAfterWrite);
+    if (!socket.destroyed) socket.write(encodeFrame({ t: 'reply', reqId, ...body }), flush);
   };
   try {
     if (writeId !== undefined) {
@@ -326,7 +326,7 @@ function startCommand(socket: Socket, spec: SpawnRequest): void {
     (cmd) => {
       command = cmd;
       childStartTime = processStartTime(cmd.pid);
-      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }), flushAfterWrite);
+      socket.write(encodeFrame({ t: 'spawned', pid: cmd.pid, pgid: cmd.pid }), flush);
       saveRecord();
       if (spec.timeoutMs !== undefined) cancelTimeout = afterMs(spec.timeoutMs, () => void stop('timeout', spec.killGraceMs ?? 3000));
       flush();
@@ -639,7 +639,7 @@ function onAck(offset: number): void {
  * A frame leaves once the socket has taken the one before it: while the daemon is behind, the
  * output that comes meanwhile waits here and then leaves in one frame (up to `FRAME_PAYLOAD_BYTES`,
  * chunks of one stream in a row), so a busy daemon gets fewer, larger chunks to record. Every
- * frame written to the daemon calls `flushAfterWrite` once the socket took it.
+ * frame written to the daemon calls `flush` again once the socket took it.
  */
 function flush(): void {
   const socket = conn;
@@ -648,7 +648,7 @@ function flush(): void {
     const first = nextItem(sent);
     if (!first) break;
     if (first.kind === DROP) {
-      socket.write(encodeFrame({ t: 'dropped', off: first.off, bytes: first.dropped, limitBytes: request!.spoolLimitBytes }), flushAfterWrite);
+      socket.write(encodeFrame({ t: 'dropped', off: first.off, bytes: first.dropped, limitBytes: request!.spoolLimitBytes }), flush);
       sent = first.off + first.dropped;
       continue;
     }
@@ -660,17 +660,13 @@ function flush(): void {
       parts.push(more.data);
       end += more.data.byteLength;
     }
-    writeFrame(socket, { t: 'out', off: first.off, s: STREAMS[first.kind] }, parts, flushAfterWrite);
+    writeFrame(socket, { t: 'out', off: first.off, s: STREAMS[first.kind] }, parts, flush);
     sent = end;
   }
   if (exitFinal && outputEnded && sent === produced && pendingDrop === 0 && exitSentTo !== socket) {
     exitSentTo = socket;
     socket.write(encodeFrame({ t: 'exit', off: produced, ...exitInfo }));
   }
-}
-
-function flushAfterWrite(): void {
-  flush();
 }
 
 /**

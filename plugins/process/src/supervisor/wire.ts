@@ -56,14 +56,9 @@ export class FrameReader {
     let buffer = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
     let at = 0;
     while (buffer.byteLength - at >= 4) {
-      const length = buffer.readUInt32BE(at);
-      if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+      const length = checkedLength(buffer.readUInt32BE(at));
       if (buffer.byteLength - at - 4 < length) break;
-      const headerLength = buffer.readUInt32BE(at + 4);
-      if (headerLength > length - 4) throw new Error('bad frame header length');
-      const header = JSON.parse(buffer.toString('utf8', at + 8, at + 8 + headerLength)) as Frame['header'];
-      if (typeof header !== 'object' || header === null || typeof header.t !== 'string') throw new Error('bad frame header');
-      frames.push({ header, payload: buffer.subarray(at + 8 + headerLength, at + 4 + length) });
+      frames.push(parseFrame(buffer.subarray(at + 4, at + 4 + length)));
       at += 4 + length;
     }
     buffer = buffer.subarray(at);
@@ -76,9 +71,7 @@ export class FrameReader {
   #needed(): number {
     const first = this.#pending[0]!;
     if (first.byteLength < 4) return 4;
-    const length = first.readUInt32BE(0);
-    if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
-    return 4 + length;
+    return 4 + checkedLength(first.readUInt32BE(0));
   }
 }
 
@@ -104,9 +97,7 @@ export class FrameBuffers {
     this.#filled += n;
     if (!this.#frame) {
       if (this.#filled < 4) return null;
-      const length = this.#length.readUInt32BE(0);
-      if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
-      this.#frame = Buffer.allocUnsafe(length);
+      this.#frame = Buffer.allocUnsafe(checkedLength(this.#length.readUInt32BE(0)));
       this.#filled = 0;
       return null;
     }
@@ -114,12 +105,23 @@ export class FrameBuffers {
     if (this.#filled < frame.byteLength) return null;
     this.#frame = null;
     this.#filled = 0;
-    const headerLength = frame.readUInt32BE(0);
-    if (headerLength > frame.byteLength - 4) throw new Error('bad frame header length');
-    const header = JSON.parse(frame.toString('utf8', 4, 4 + headerLength)) as Frame['header'];
-    if (typeof header !== 'object' || header === null || typeof header.t !== 'string') throw new Error('bad frame header');
-    return { header, payload: frame.subarray(4 + headerLength) };
+    return parseFrame(frame);
   }
+}
+
+/** A frame's length (what follows its 4 length bytes), checked against the bounds. */
+function checkedLength(length: number): number {
+  if (length < 4 || length > MAX_FRAME_BYTES) throw new Error(`bad frame length ${length}`);
+  return length;
+}
+
+/** A frame from what follows its length: `[u32 header length][JSON header][payload]` (a view, not a copy). */
+function parseFrame(body: Buffer): Frame {
+  const headerLength = body.readUInt32BE(0);
+  if (headerLength > body.byteLength - 4) throw new Error('bad frame header length');
+  const header = JSON.parse(body.toString('utf8', 4, 4 + headerLength)) as Frame['header'];
+  if (typeof header !== 'object' || header === null || typeof header.t !== 'string') throw new Error('bad frame header');
+  return { header, payload: body.subarray(4 + headerLength) };
 }
 
 /** Output streams by number, as they travel in frames and in the spool. */
