@@ -25,7 +25,9 @@ export async function tempDir(prefix = 'tether-cloud-'): Promise<string> {
   return dir;
 }
 export async function removeTempDirs(): Promise<void> {
-  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true })));
+  // Retried: a supervisor a test left running may still write in its daemon's dir (until it sees
+  // the dir gone, and ends its command).
+  await Promise.all(dirs.splice(0).map((dir) => rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 })));
 }
 
 /** A relay on 127.0.0.1 with its own data dir. */

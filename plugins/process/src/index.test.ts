@@ -1,4 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createKernel, type Kernel } from '@tether/core';
+import { liveProcesses } from '@tether/core/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import processPlugin, { ChildProcessBackend } from './index.js';
 
@@ -28,6 +33,32 @@ describe('the plugin in a kernel', () => {
 
     const failed = await exec.start({ argv: ['tether-no-such-program'] });
     expect(failed).toMatchObject({ status: 'finished', endReason: 'failed_to_start', error: { code: 'ENOENT' } });
+  });
+
+  it('with supervisors: closing the kernel sends the idle ones away, and none is left starting or leaving once it returns', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tether-pool-'));
+    const supervisorsOf = () =>
+      liveProcesses((pid) => {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv.includes('--dir') && argv[argv.indexOf('--dir') + 1] === dir;
+      });
+    try {
+      for (let round = 0; round < 3; round++) {
+        kernel = await createKernel({ plugins: [{ plugin: processPlugin, config: { supervisorDir: dir, warmSupervisors: 3 } }] });
+        const exec = kernel.machine('local').exec;
+        // Each start takes a supervisor from the pool and starts another one in its place.
+        const runs = await Promise.all([1, 2, 3, 4].map(() => exec.start({ command: 'exit 3' })));
+        for (const run of runs) expect(await exec.wait(run.id)).toMatchObject({ exitCode: 3 });
+        await kernel.close();
+        kernel = undefined;
+        expect(supervisorsOf()).toEqual([]);
+        // Nothing is written in the directory afterwards: it can be removed at once.
+        expect((await readdir(dir)).filter((name) => name !== 'supervisors.log')).toEqual([]);
+      }
+      expect(await readFile(join(dir, 'supervisors.log'), 'utf8')).toBe('');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('is reported and skipped with an invalid config', async () => {

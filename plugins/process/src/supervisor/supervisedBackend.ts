@@ -27,6 +27,8 @@ export const SUPERVISOR_MAIN = fileURLToPath(import.meta.resolve('@tether/plugin
 
 const START_TIMEOUT_MS = 15_000;
 const HELLO_TIMEOUT_MS = 5000;
+/** How long closing the backend waits for the pool's supervisors to leave. */
+const CLOSE_WAIT_MS = 5000;
 /** An ack goes once this much more output is recorded (the supervisor's window is 8 MiB)… */
 const ACK_BYTES = 2 * 1024 * 1024;
 /** …or this long after the output it acknowledges was recorded. */
@@ -50,6 +52,8 @@ class Link {
   #handler: ((frame: Frame) => void) | undefined;
   #waiter: ((frame: Frame) => boolean) | undefined;
   readonly closed: Promise<void>;
+  /** The supervisor that answered our hello: pid and start time. */
+  #peer: { readonly pid: number; readonly startTime: string | null } | undefined;
 
   constructor(socket: Socket) {
     this.socket = socket;
@@ -58,6 +62,8 @@ class Link {
   }
 
   #dispatch(frame: Frame): void {
+    const h = frame.header;
+    if (h.t === 'hello' && typeof h['pid'] === 'number') this.#peer = { pid: h['pid'], startTime: typeof h['startTime'] === 'string' ? h['startTime'] : null };
     if (this.#waiter?.(frame)) return;
     if (this.#handler) this.#handler(frame);
     else this.#queue.push(frame);
@@ -133,6 +139,18 @@ class Link {
   close(): void {
     this.socket.destroy();
   }
+
+  /**
+   * Closes the link and waits (up to `timeoutMs`) until the supervisor that answered it has left:
+   * an idle one leaves when its link ends.
+   */
+  async closeAndAwaitExit(timeoutMs: number): Promise<void> {
+    this.close();
+    const peer = this.#peer;
+    if (!peer) return;
+    const deadline = Date.now() + timeoutMs;
+    while (isSameProcess(peer.pid, peer.startTime) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 /**
@@ -146,6 +164,8 @@ export class SupervisedProcessBackend implements ProcessBackend {
   /** Supervisors started and idle (LIFO), and ones being started (nobody has claimed them yet). */
   readonly #idle: Link[] = [];
   readonly #starting: Array<{ claimed: boolean; readonly link: Promise<Link> }> = [];
+  /** Idle supervisors told to leave, until they have. */
+  readonly #leaving = new Set<Promise<void>>();
   #log: number | undefined;
   #closed = false;
 
@@ -270,12 +290,28 @@ export class SupervisedProcessBackend implements ProcessBackend {
     }
   }
 
+  /**
+   * Sends the pool's supervisors away and waits (a bounded time) until they have left, so that
+   * nothing of this backend writes in its directory afterwards. Supervisors running executions
+   * stay: they outlive the daemon.
+   */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const link of this.#idle.splice(0)) link.close();
-    for (const pending of this.#starting.splice(0)) void pending.link.then((link) => link.close()).catch(() => undefined);
+    for (const link of this.#idle.splice(0)) this.#retire(link);
+    // One still starting is retired by `#refill`'s handler once it is up (`#keep` when closed).
+    const starting = this.#starting.splice(0).map((entry) => entry.link.catch(() => undefined));
+    const left = (async () => {
+      await Promise.all(starting);
+      await Promise.all(this.#leaving);
+    })();
+    await Promise.race([left, new Promise((r) => setTimeout(r, CLOSE_WAIT_MS).unref())]);
     if (this.#log !== undefined) closeSync(this.#log);
     this.#log = undefined;
+  }
+
+  #retire(link: Link): void {
+    const gone: Promise<void> = link.closeAndAwaitExit(CLOSE_WAIT_MS).finally(() => this.#leaving.delete(gone));
+    this.#leaving.add(gone);
   }
 
   #ensureDir(): string {
@@ -326,11 +362,11 @@ export class SupervisedProcessBackend implements ProcessBackend {
   #giveBack(link: Link): void {
     // A few more than `warm` are kept: a burst of short executions then needs no new ones.
     if (!this.#closed && this.#idle.length < this.#options.warm + 2) this.#keep(link);
-    else link.close();
+    else this.#retire(link);
   }
 
   #keep(link: Link): void {
-    if (this.#closed || link.socket.destroyed) return link.close();
+    if (this.#closed || link.socket.destroyed) return this.#retire(link);
     // Idle, a supervisor does not keep this process alive; its connection's end makes it leave.
     link.unhandle();
     link.socket.unref();
