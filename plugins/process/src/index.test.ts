@@ -61,6 +61,41 @@ describe('the plugin in a kernel', () => {
     }
   });
 
+  for (const backend of ['direct child', 'supervisor'] as const) {
+    it(`${backend}: a write blocked by a descendant that holds stdin without reading it fails once the command ends, and the execution ends`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'tether-stdin-'));
+      let pgid: number | undefined;
+      try {
+        const config = { drainTimeoutMs: 200, ...(backend === 'supervisor' ? { supervisorDir: dir } : {}) };
+        kernel = await createKernel({ plugins: [{ plugin: processPlugin, config }] });
+        const exec = kernel.machine('local').exec;
+        // fd 3 keeps the stdin pipe open in the background sleep, which never reads it.
+        const run = await exec.start({ command: 'exec 3<&0; sleep 60 >/dev/null 2>&1 & read line; echo "got $line"; exit 5', stdin: true });
+        pgid = run.pid;
+        await exec.write(run.id, 'first\n', { writeId: 'w1' });
+        // Far more than a pipe holds: only part of it can ever leave.
+        const blocked = exec.write(run.id, Buffer.alloc(4 * 1024 * 1024, 0x61), { writeId: 'w2' });
+        expect(await exec.wait(run.id)).toMatchObject({ status: 'finished', endReason: 'exited', exitCode: 5 });
+        await expect(blocked).rejects.toMatchObject({ code: 'STDIN_CLOSED' });
+        expect((await exec.logs(run.id, { streams: ['stdout'] })).lines.map((l) => l.line)).toEqual(['got first']);
+        // Only the write that went through is recorded as input.
+        const inputs = (await exec.read(run.id, { limit: 1000 })).events.filter((e) => e.type === 'InputWritten');
+        expect(inputs.map((e) => e.data)).toEqual([{ bytes: 6, writeId: 'w1', eof: false }]);
+      } finally {
+        if (pgid !== undefined) {
+          try {
+            process.kill(-pgid, 'SIGKILL');
+          } catch {
+            // already gone
+          }
+        }
+        await kernel?.close();
+        kernel = undefined;
+        await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+      }
+    });
+  }
+
   it('is reported and skipped with an invalid config', async () => {
     kernel = await createKernel({ plugins: [{ plugin: processPlugin, config: { drainTimeoutMs: -1, unknown: true } }] });
     expect(kernel.plugins.loaded).toEqual([]);

@@ -4,6 +4,7 @@ import { TetherError, type OutputChunk, type ProcessExit, type RunningProcess } 
 import type { Observable } from 'rxjs';
 import { OutputPump } from './outputPump.js';
 import { findSurvivors, signalGroup, signalPids } from './processTree.js';
+import { writeToStdin } from './stdinPipe.js';
 
 interface OutputSource {
   readonly name: 'stdout' | 'stderr';
@@ -81,10 +82,7 @@ export class PipeProcess implements RunningProcess {
     const stdin = this.#stdin;
     if (!stdin || stdin.writableEnded || stdin.destroyed) return Promise.reject(stdinClosed());
     if (data.byteLength === 0) return Promise.resolve();
-    // The callback runs once the bytes are in the pipe, so a reader that does not read holds us back.
-    return new Promise((resolve, reject) => {
-      stdin.write(data, (error) => (error ? reject(stdinClosed(error)) : resolve()));
-    });
+    return writeToStdin(stdin, data).catch((error: Error) => Promise.reject(stdinClosed(error)));
   }
 
   closeStdin(): Promise<void> {

@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findSurvivors, signalGroup, signalPids } from '../processTree.js';
+import { writeToStdin } from '../stdinPipe.js';
 import { RECORD_VERSION, paths, processStartTime, writeRecord, type ExitInfo, type SupervisorRecord } from './records.js';
 import { FrameReader, STREAMS, encodeFrame, writeFrame, type Frame } from './wire.js';
 
@@ -393,11 +394,10 @@ function startPipes(spec: SpawnRequest): Promise<Command> {
         pid: child.pid!,
         pause: () => outputs.forEach((s) => s.pause()),
         resume: () => outputs.forEach((s) => s.resume()),
-        write: (data) =>
-          new Promise((done, failed) => {
-            if (!stdin || stdin.writableEnded || stdin.destroyed) return failed(stdinClosed());
-            stdin.write(data, (error) => (error ? failed(stdinClosed()) : done()));
-          }),
+        write: (data) => {
+          if (!stdin || stdin.writableEnded || stdin.destroyed) return Promise.reject(stdinClosed());
+          return writeToStdin(stdin, data).catch((error: Error) => Promise.reject(stdinClosed(error.message)));
+        },
         closeStdin: () =>
           new Promise((done) => {
             const s = stdin;
@@ -413,8 +413,8 @@ function startPipes(spec: SpawnRequest): Promise<Command> {
   });
 }
 
-function stdinClosed(): Error {
-  return Object.assign(new Error('stdin is not open for this process'), { code: 'STDIN_CLOSED' });
+function stdinClosed(message = 'stdin is not open for this process'): Error {
+  return Object.assign(new Error(message), { code: 'STDIN_CLOSED' });
 }
 
 async function startPty(spec: SpawnRequest): Promise<Command> {
